@@ -1,0 +1,1 @@
+"""perphedge.data"""
