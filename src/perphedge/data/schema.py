@@ -106,3 +106,17 @@ class MarketData:
             source=self.source,
             notes=self.notes,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatasetInfo:
+    """One line of ``perphedge data list``: a data set that can be loaded offline."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    first_bar: pd.Timestamp | None
+    last_bar: pd.Timestamp | None
+    bars: int
+    funding_settlements: int
+    source: str  # "bundled" or "cache:<path>" or "import:<path>"

@@ -1,0 +1,3 @@
+"""perphedge CLI module (being built)."""
+
+from perphedge.cli.app import app  # noqa: F401
