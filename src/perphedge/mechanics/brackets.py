@@ -226,7 +226,11 @@ class BracketTable:
             symbol=symbol,
             brackets=tuple(
                 MarginBracket(
-                    floor_usd=r[0], cap_usd=r[1], mmr=r[2], maintenance_amount_usd=r[3], max_leverage=r[4]
+                    floor_usd=float(r[0]),
+                    cap_usd=float(r[1]),
+                    mmr=float(r[2]),
+                    maintenance_amount_usd=float(r[3]),
+                    max_leverage=float(r[4]),
                 )
                 for r in rows
             ),
