@@ -47,9 +47,9 @@ def test_harmonic_entry_makes_one_position_equal_to_its_fills(
     prices = prices[: len(contracts)]
     entry = average_entry_inverse(contracts, prices)
     total = sum(unrealized_pnl_inverse_coin(c, 100, p, mark) for c, p in zip(contracts, prices, strict=True))
-    assert unrealized_pnl_inverse_coin(sum(contracts), 100, entry, mark) == pytest.approx(
-        total, rel=1e-9, abs=1e-12
-    )
+    scale = sum(contracts) * 100 / min(prices + [mark])  # coin size of the position
+    one = unrealized_pnl_inverse_coin(sum(contracts), 100, entry, mark)
+    assert one == pytest.approx(total, rel=1e-9, abs=1e-12 * scale)
 
 
 def test_average_entry_refuses_mismatched_or_empty_fills() -> None:
