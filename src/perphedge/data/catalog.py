@@ -1,0 +1,148 @@
+"""One place to find market data: the bundled history, then imported files, then the download cache.
+
+``load_market`` is what the backtest, the scanner and the CLI call; ``list_datasets`` feeds
+``perphedge data list``. Bundled data comes with the package; imported data is what
+``perphedge data import`` stored under ``<data_dir>/import/``; cached data is what
+``perphedge data fetch`` downloaded (``perphedge.data.cache``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from perphedge.data import bundled
+from perphedge.data.schema import DatasetInfo, MarketData
+from perphedge.errors import InputError, UnknownSymbolError
+from perphedge.units import parse_utc
+
+SOURCES: tuple[str, ...] = ("auto", "bundled", "import", "cache")
+
+TimeBound = str | datetime | pd.Timestamp | None
+
+
+def default_data_dir() -> Path:
+    """Return the data directory used when none is given (the download cache's default)."""
+    from perphedge.data import cache  # the cache module owns the default (and its env override)
+
+    return cache.default_data_dir()
+
+
+def _resolve_data_dir(data_dir: Path | None) -> Path | None:
+    if data_dir is not None:
+        return Path(data_dir)
+    try:
+        return default_data_dir()
+    except ImportError:  # the download cache is not installed in this build: only bundled data
+        return None
+
+
+def to_utc_timestamp(bound: TimeBound, name: str) -> pd.Timestamp | None:
+    """Return a tz-aware UTC Timestamp for a start/end given as ISO text, datetime or Timestamp.
+
+    Text without an offset is read as UTC (as the CLI documents); a naive datetime is refused.
+    """
+    if bound is None:
+        return None
+    if isinstance(bound, str):
+        return pd.Timestamp(parse_utc(bound))
+    stamp = pd.Timestamp(bound)
+    if stamp.tzinfo is None:
+        raise InputError(f"{name} {bound!r} has no timezone; give it in UTC (e.g. '2024-01-01T00:00Z')")
+    return stamp.tz_convert("UTC")
+
+
+def _window(market: MarketData, start: TimeBound, end: TimeBound) -> MarketData:
+    start_ts = to_utc_timestamp(start, "start")
+    end_ts = to_utc_timestamp(end, "end")
+    if start_ts is None and end_ts is None:
+        return market
+    if start_ts is not None and end_ts is not None and end_ts <= start_ts:
+        raise InputError(f"end {end_ts.isoformat()} must be after start {start_ts.isoformat()}")
+    sliced = market.between(start_ts, end_ts)
+    if sliced.bars.empty:
+        first, last = market.bars.index[0], market.bars.index[-1]
+        raise InputError(
+            f"no {market.symbol} {market.timeframe} bars between {start_ts} and {end_ts}; "
+            f"the data covers {first.isoformat()} … {last.isoformat()}"
+        )
+    return sliced
+
+
+def load_market(
+    symbol: str,
+    *,
+    timeframe: str = "8h",
+    exchange: str = "binance",
+    data_dir: Path | None = None,
+    start: TimeBound = None,
+    end: TimeBound = None,
+    source: str = "auto",
+) -> MarketData:
+    """Return the market data of ``symbol`` on ``exchange`` at ``timeframe``, optionally windowed.
+
+    Looks in the bundled history first (Binance only), then in imported data, then in the download
+    cache, unless ``source`` names one of them ("bundled", "import", "cache"). ``start``/``end`` keep
+    the bars opening in [start, end) and the settlements in (start, end] (``MarketData.between``).
+
+    Raises:
+        UnknownSymbolError: if no source has the symbol (the message lists what exists).
+        InputError: on an unknown source or timeframe, or an empty window.
+    """
+    if source not in SOURCES:
+        raise InputError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+    exchange = exchange.lower()
+    tried: list[str] = []
+    if source in ("auto", "bundled") and exchange == bundled.BUNDLED_EXCHANGE:
+        if timeframe in bundled.BUNDLED_TIMEFRAMES and bundled.to_bundled_symbol(
+            symbol
+        ) in bundled.bundled_symbols(timeframe):
+            return _window(bundled.load_bundled(symbol, timeframe), start, end)
+        if source == "bundled":
+            bundled.load_bundled(symbol, timeframe)  # raises the precise error
+        tried.append("bundled")
+    resolved_dir = _resolve_data_dir(data_dir)
+    if source in ("auto", "import") and resolved_dir is not None:
+        from perphedge.data import importers
+
+        market = importers.load_imported(exchange, symbol, timeframe, resolved_dir)
+        if market is not None:
+            return _window(market, start, end)
+        tried.append(f"import ({resolved_dir / 'import'})")
+    if source in ("auto", "cache") and resolved_dir is not None:
+        try:
+            from perphedge.data import cache
+        except ImportError:
+            cache = None  # type: ignore[assignment]
+        if cache is not None:
+            try:
+                return _window(cache.load_cached(exchange, symbol, timeframe, resolved_dir), start, end)
+            except UnknownSymbolError:
+                tried.append(f"cache ({resolved_dir})")
+    known = sorted({f"{d.exchange}:{d.symbol}" for d in list_datasets(data_dir) if d.timeframe == timeframe})
+    raise UnknownSymbolError(
+        f"{exchange}:{symbol}",
+        known=known,
+        hint=f"looked at {timeframe} in {', '.join(tried) or 'nothing'}; download it with "
+        f"perphedge data fetch --exchange {exchange} --symbol … --timeframe {timeframe} or import it "
+        "with perphedge data import",
+    )
+
+
+def list_datasets(data_dir: Path | None = None) -> list[DatasetInfo]:
+    """Return every data set that can be loaded offline: bundled, imported and cached."""
+    out = list(bundled.list_bundled())
+    resolved_dir = _resolve_data_dir(data_dir)
+    if resolved_dir is None:
+        return out
+    from perphedge.data import importers
+
+    out.extend(importers.list_imported(resolved_dir))
+    try:
+        from perphedge.data import cache
+    except ImportError:
+        return out
+    out.extend(cache.list_cached(resolved_dir))
+    return out

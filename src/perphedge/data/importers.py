@@ -1,0 +1,461 @@
+"""Import a user's own CSV or Parquet files as ``MarketData``, validate them, store them for offline use.
+
+Input (one file each, CSV or Parquet):
+- funding: a timestamp column (the settlement time) and a rate column (``funding_rate``), optionally
+  a mark-price column; rates as fractions (0.0001 = 0.01 %) or, with ``rate_unit="percent"``, percent;
+- spot and perp prices: a timestamp column (the bar OPEN time) and open/high/low/close, optionally volume.
+
+Timestamps are ISO 8601 text, datetime columns, or epoch numbers (milliseconds, or seconds with
+``epoch_unit="s"``). Text or datetimes without a timezone are refused unless ``assume_utc`` says they
+are UTC; explicit offsets are converted to UTC. Nothing is sorted, de-duplicated, filled or clipped:
+problems raise ``DataError`` naming the file, the row's time and the fix. The only trimming is the
+opt-in ``trim_to_overlap``: bars where only one of spot/perp exists at the start or end.
+
+Stored layout (``<data_dir>/import/<exchange>/<SYMBOL>/<timeframe>/``): ``bars-<digest>.parquet``,
+``funding-<digest>.parquet`` and ``meta.json`` naming them. ``meta.json`` is written last with
+``os.replace``, so a reader sees either the previous complete set or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perphedge.data.bundled import (
+    BAR_TS_COLUMN,
+    SETTLE_TS_COLUMN,
+    ccxt_perp_symbol,
+    read_frame,
+    to_bundled_symbol,
+)
+from perphedge.data.schema import BAR_COLUMNS, FUNDING_COLUMNS, TIMEFRAME_MS, DatasetInfo, MarketData
+from perphedge.data.validate import validate_market
+from perphedge.errors import DataError, InputError
+from perphedge.mechanics.funding import infer_interval_hours
+from perphedge.units import percent_to_fraction
+
+IMPORT_DIR_NAME = "import"
+META_NAME = "meta.json"
+RATE_UNITS: tuple[str, ...] = ("fraction", "percent")
+EPOCH_UNITS: tuple[str, ...] = ("ms", "s")
+# epoch values of 2009-01-01 … 2100-01-01, to tell a wrong epoch unit from a right one
+_EPOCH_MS_RANGE = (1_230_768_000_000, 4_102_444_800_000)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ColumnNames:
+    """Names of the columns to read; the defaults are the documented ones."""
+
+    timestamp: str = "timestamp"
+    funding_rate: str = "funding_rate"
+    mark_price: str | None = None
+    open: str = "open"
+    high: str = "high"
+    low: str = "low"
+    close: str = "close"
+    volume: str | None = "volume"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportRequest:
+    """What to import: the three files, the names they go under and how to read them."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+    funding_path: Path
+    spot_path: Path
+    perp_path: Path
+    columns: ColumnNames = field(default_factory=ColumnNames)
+    rate_unit: str = "fraction"
+    assume_utc: bool = False
+    epoch_unit: str = "ms"
+    trim_to_overlap: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportResult:
+    """The imported data, where it was stored, and the validation warnings."""
+
+    market: MarketData
+    stored_dir: Path
+    warnings: tuple[str, ...]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) file.
+
+    Raises:
+        InputError: if the file does not exist or has another extension.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"file {str(path)!r} does not exist")
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    if name.endswith((".csv", ".csv.gz")):
+        return pd.read_csv(path)
+    raise InputError(
+        f"file {str(path)!r} is neither CSV (.csv, .csv.gz) nor Parquet (.parquet, .pq); convert it"
+    )
+
+
+def _column(frame: pd.DataFrame, name: str, path: Path) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    if frame.index.name == name:
+        return frame.index.to_series(index=pd.RangeIndex(len(frame)))
+    raise DataError(
+        f"there is no column {name!r}; the columns are {', '.join(map(str, frame.columns))}; "
+        "name the right one with the --…-column options",
+        where=str(path),
+    )
+
+
+def parse_timestamps(values: pd.Series, *, path: Path, assume_utc: bool, epoch_unit: str) -> pd.DatetimeIndex:
+    """Return tz-aware UTC times from ISO text, datetimes or epoch numbers; never guess a timezone.
+
+    Raises:
+        DataError: on unparseable values, naive times without ``assume_utc``, or epoch numbers outside
+            2009…2100 in the given unit (the message suggests the other unit).
+    """
+    if epoch_unit not in EPOCH_UNITS:
+        raise InputError(f"epoch unit {epoch_unit!r} is not one of {', '.join(EPOCH_UNITS)}")
+    if values.isna().any():
+        row = int(np.argmax(values.isna().to_numpy()))
+        raise DataError(f"the timestamp in row {row + 1} is empty", where=str(path))
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.to_numpy(dtype=float)
+        if np.any(numbers != np.floor(numbers)):
+            raise DataError("epoch timestamps must be whole numbers of ms (or s)", where=str(path))
+        as_ms = numbers * (1000.0 if epoch_unit == "s" else 1.0)
+        low, high = _EPOCH_MS_RANGE
+        outside = (as_ms < low) | (as_ms > high)
+        if outside.any():
+            other = "s" if epoch_unit == "ms" else "ms"
+            raise DataError(
+                f"epoch timestamp {int(numbers[np.argmax(outside)])} is not a date between 2009 and 2100 in {epoch_unit}; "
+                f"if the file counts in {'seconds' if other == 's' else 'milliseconds'}, pass --epoch-unit {other}",
+                where=str(path),
+            )
+        return pd.DatetimeIndex(as_ms.astype(np.int64).astype("datetime64[ms]")).tz_localize("UTC")
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.DatetimeIndex(values)
+    else:
+        try:
+            stamps = pd.DatetimeIndex(pd.to_datetime(values.astype(str), format="ISO8601"))
+        except (ValueError, TypeError) as e:
+            if "mixed timezones" in str(e).lower() or "tz-naive and tz-aware" in str(e).lower():
+                raise DataError(
+                    "timestamps mix values with and without a timezone; give all of them in UTC",
+                    where=str(path),
+                ) from e
+            try:  # mixed explicit offsets: convert each to UTC
+                stamps = pd.DatetimeIndex(pd.to_datetime(values.astype(str), format="ISO8601", utc=True))
+                if not values.astype(str).str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).all():
+                    raise DataError(
+                        "timestamps mix values with and without a timezone; give all of them in UTC",
+                        where=str(path),
+                    ) from e
+            except (ValueError, TypeError) as e2:
+                raise DataError(
+                    f"timestamps are not ISO 8601 dates or epoch numbers ({e2})", where=str(path)
+                ) from e2
+    if stamps.tz is None:
+        if not assume_utc:
+            raise DataError(
+                f"timestamps such as {stamps[0].isoformat()} have no timezone; if they are UTC pass --assume-utc, "
+                "otherwise write them with their offset (e.g. 2024-01-01T08:00+02:00)",
+                where=str(path),
+            )
+        stamps = stamps.tz_localize("UTC")
+    return stamps.tz_convert("UTC").as_unit("ms")
+
+
+def _check_order(index: pd.DatetimeIndex, path: Path) -> None:
+    ts = index.asi8
+    step = np.diff(ts)
+    if np.any(step == 0):
+        i = int(np.argmax(step == 0)) + 1
+        raise DataError(
+            f"duplicate timestamp {index[i].isoformat()} (rows {i} and {i + 1}); remove the duplicate rows",
+            where=str(path),
+        )
+    if np.any(step < 0):
+        i = int(np.argmax(step < 0)) + 1
+        raise DataError(
+            f"timestamps are not increasing: row {i + 1} ({index[i].isoformat()}) comes after row {i} "
+            f"({index[i - 1].isoformat()}); sort the file by time",
+            where=str(path),
+        )
+
+
+def _numbers(series: pd.Series, name: str, path: Path) -> np.ndarray:
+    try:
+        return pd.to_numeric(series, errors="raise").to_numpy(dtype=float)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"column {name!r} holds values that are not numbers ({e})", where=str(path)) from e
+
+
+def read_price_file(path: Path, prefix: str, request: ImportRequest) -> pd.DataFrame:
+    """Return ``<prefix>_open/high/low/close/volume_base`` on a UTC index from a user's price file."""
+    frame = read_table(path)
+    cols = request.columns
+    index = parse_timestamps(
+        _column(frame, cols.timestamp, path),
+        path=path,
+        assume_utc=request.assume_utc,
+        epoch_unit=request.epoch_unit,
+    )
+    _check_order(index, path)
+    out = pd.DataFrame(index=pd.DatetimeIndex(index, name="ts"))
+    for field_name, column in (
+        ("open", cols.open),
+        ("high", cols.high),
+        ("low", cols.low),
+        ("close", cols.close),
+    ):
+        out[f"{prefix}_{field_name}"] = _numbers(_column(frame, column, path), column, path)
+    if cols.volume is not None and cols.volume in frame.columns:
+        out[f"{prefix}_volume_base"] = _numbers(frame[cols.volume], cols.volume, path)
+    else:
+        out[f"{prefix}_volume_base"] = np.nan
+    return out
+
+
+def read_funding_file(request: ImportRequest) -> pd.DataFrame:
+    """Return the funding settlements (``FUNDING_COLUMNS``) of a user's funding file.
+
+    Raises:
+        DataError: on unparseable, unsorted or duplicate times, non-numeric rates, or gaps between
+            settlements (from ``infer_interval_hours``).
+    """
+    if request.rate_unit not in RATE_UNITS:
+        raise InputError(f"rate unit {request.rate_unit!r} is not one of {', '.join(RATE_UNITS)}")
+    path = request.funding_path
+    frame = read_table(path)
+    cols = request.columns
+    index = parse_timestamps(
+        _column(frame, cols.timestamp, path),
+        path=path,
+        assume_utc=request.assume_utc,
+        epoch_unit=request.epoch_unit,
+    )
+    _check_order(index, path)
+    rates = _numbers(_column(frame, cols.funding_rate, path), cols.funding_rate, path)
+    if request.rate_unit == "percent":
+        rates = percent_to_fraction(rates)
+    try:
+        hours = infer_interval_hours(index.asi8)
+    except DataError as e:
+        raise DataError(str(e), where=str(path)) from e
+    marks = (
+        _numbers(_column(frame, cols.mark_price, path), cols.mark_price, path)
+        if cols.mark_price is not None
+        else np.full(len(index), np.nan)
+    )
+    return pd.DataFrame(
+        {"rate_per_interval": rates, "interval_hours": hours, "mark_price": marks},
+        index=pd.DatetimeIndex(index, name="ts"),
+    )[list(FUNDING_COLUMNS)]
+
+
+def build_imported_market(request: ImportRequest) -> tuple[MarketData, list[str]]:
+    """Read and join the three files into ``MarketData``; return it with notes on any opt-in trimming.
+
+    Raises:
+        InputError: on an unknown timeframe. DataError: on any problem in the files.
+    """
+    if request.timeframe not in TIMEFRAME_MS:
+        raise InputError(f"timeframe {request.timeframe!r} is not one of {', '.join(TIMEFRAME_MS)}")
+    spot = read_price_file(request.spot_path, "spot", request)
+    perp = read_price_file(request.perp_path, "perp", request)
+    funding = read_funding_file(request)
+    bars = spot.join(perp, how="outer")
+    notes: list[str] = []
+    both = bars["spot_close"].notna().to_numpy() & bars["perp_close"].notna().to_numpy()
+    if not both.any():
+        raise DataError(
+            f"the spot file ({request.spot_path}) and the perp file ({request.perp_path}) share no bar time; "
+            "they must cover the same period on the same bar grid"
+        )
+    first, last = int(np.argmax(both)), len(both) - 1 - int(np.argmax(both[::-1]))
+    if (first > 0 or last < len(both) - 1) and request.trim_to_overlap:
+        notes.append(
+            f"trimmed {first} bar(s) before {bars.index[first].isoformat()} and {len(both) - 1 - last} bar(s) after "
+            f"{bars.index[last].isoformat()} where only one of spot/perp exists (--trim-to-overlap)"
+        )
+        bars = bars.iloc[first : last + 1]
+    elif first > 0 or last < len(both) - 1:
+        raise DataError(
+            f"spot and perp cover different periods: both exist only from {bars.index[first].isoformat()} to "
+            f"{bars.index[last].isoformat()} ({first} bar(s) before and {len(both) - 1 - last} after have one leg only); "
+            "cut the files to the common period or pass --trim-to-overlap"
+        )
+    for col in BAR_COLUMNS:
+        if col not in bars.columns:
+            bars[col] = np.nan
+    bars = bars[list(BAR_COLUMNS)]
+    symbol = to_bundled_symbol(request.symbol)
+    try:
+        ccxt_symbol = ccxt_perp_symbol(symbol)
+    except InputError:
+        ccxt_symbol = request.symbol
+    market = MarketData(
+        exchange=request.exchange.lower(),
+        symbol=symbol,
+        ccxt_symbol=ccxt_symbol,
+        timeframe=request.timeframe,
+        bars=bars,
+        funding=funding,
+        source="import",
+        notes=tuple(notes),
+    )
+    return market, notes
+
+
+def imported_dir(data_dir: Path, exchange: str, symbol: str, timeframe: str) -> Path:
+    """Return the directory an imported data set is stored in."""
+    return Path(data_dir) / IMPORT_DIR_NAME / exchange.lower() / to_bundled_symbol(symbol) / timeframe
+
+
+def _frame_bytes(frame: pd.DataFrame, ts_column: str) -> bytes:
+    out = frame.copy()
+    out.insert(0, ts_column, pd.DatetimeIndex(frame.index).as_unit("ms").asi8)
+    buffer = io.BytesIO()
+    out.reset_index(drop=True).to_parquet(buffer, compression="zstd", index=False)
+    return buffer.getvalue()
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def store_imported(market: MarketData, data_dir: Path, *, provenance: dict[str, str]) -> Path:
+    """Write ``market`` under ``<data_dir>/import/…`` atomically; return its directory.
+
+    The Parquet files carry a content digest in their name; ``meta.json`` naming them is replaced last.
+    Files of the previous version are removed after the switch.
+    """
+    target = imported_dir(data_dir, market.exchange, market.symbol, market.timeframe)
+    target.mkdir(parents=True, exist_ok=True)
+    bars_bytes = _frame_bytes(market.bars, BAR_TS_COLUMN)
+    funding_bytes = _frame_bytes(market.funding, SETTLE_TS_COLUMN)
+    names = {
+        "bars": f"bars-{hashlib.sha256(bars_bytes).hexdigest()[:16]}.parquet",
+        "funding": f"funding-{hashlib.sha256(funding_bytes).hexdigest()[:16]}.parquet",
+    }
+    _write_atomic(target / names["bars"], bars_bytes)
+    _write_atomic(target / names["funding"], funding_bytes)
+    meta = {
+        "format": 1,
+        "exchange": market.exchange,
+        "symbol": market.symbol,
+        "ccxt_symbol": market.ccxt_symbol,
+        "timeframe": market.timeframe,
+        "files": names,
+        "first_bar_ts_ms": int(market.bars.index[0].value // 1_000_000),
+        "last_bar_ts_ms": int(market.bars.index[-1].value // 1_000_000),
+        "bars": len(market.bars),
+        "funding_settlements": len(market.funding),
+        "notes": list(market.notes),
+        "provenance": provenance,
+    }
+    _write_atomic(target / META_NAME, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+    for stale in target.glob("*.parquet"):
+        if stale.name not in names.values():
+            stale.unlink()
+    return target
+
+
+def import_market(request: ImportRequest, data_dir: Path) -> ImportResult:
+    """Read, validate and store a user's data set; return it with the validation warnings.
+
+    Raises:
+        DataError: listing every problem (``perphedge.data.validate``); nothing is stored then.
+    """
+    market, _ = build_imported_market(request)
+    warnings = validate_market(market)
+    stored = store_imported(
+        market,
+        data_dir,
+        provenance={
+            "funding": str(request.funding_path),
+            "spot": str(request.spot_path),
+            "perp": str(request.perp_path),
+            "rate_unit": request.rate_unit,
+            "assume_utc": str(request.assume_utc),
+        },
+    )
+    return ImportResult(market=market, stored_dir=stored, warnings=tuple(warnings))
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"the imported data's meta.json is not valid JSON ({e}); import the files again", where=str(path)
+        ) from e
+
+
+def load_imported(exchange: str, symbol: str, timeframe: str, data_dir: Path) -> MarketData | None:
+    """Return the imported data set, or None when nothing was imported under these names."""
+    target = imported_dir(data_dir, exchange, symbol, timeframe)
+    meta = _read_meta(target / META_NAME)
+    if meta is None:
+        return None
+    return MarketData(
+        exchange=meta["exchange"],
+        symbol=meta["symbol"],
+        ccxt_symbol=meta["ccxt_symbol"],
+        timeframe=meta["timeframe"],
+        bars=read_frame(target / meta["files"]["bars"], BAR_TS_COLUMN),
+        funding=read_frame(target / meta["files"]["funding"], SETTLE_TS_COLUMN),
+        source=f"import:{target}",
+        notes=tuple(meta.get("notes", ())),
+    )
+
+
+def list_imported(data_dir: Path) -> list[DatasetInfo]:
+    """Return one ``DatasetInfo`` per imported data set under ``data_dir``."""
+    root = Path(data_dir) / IMPORT_DIR_NAME
+    out: list[DatasetInfo] = []
+    for meta_path in sorted(root.glob(f"*/*/*/{META_NAME}")):
+        meta = _read_meta(meta_path)
+        if meta is None:
+            continue
+        out.append(
+            DatasetInfo(
+                exchange=meta["exchange"],
+                symbol=meta["symbol"],
+                timeframe=meta["timeframe"],
+                first_bar=pd.Timestamp(meta["first_bar_ts_ms"], unit="ms", tz="UTC"),
+                last_bar=pd.Timestamp(meta["last_bar_ts_ms"], unit="ms", tz="UTC"),
+                bars=int(meta["bars"]),
+                funding_settlements=int(meta["funding_settlements"]),
+                source=f"import:{meta_path.parent}",
+            )
+        )
+    return out
