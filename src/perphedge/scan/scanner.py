@@ -1,0 +1,240 @@
+"""The carry scan: fetch every exchange concurrently, build candidates, rank them.
+
+One exchange failing (unreachable, refused, malformed answer) is recorded in ``ScanResult.errors``
+and the others still answer. Network calls run through ``ccxt.async_support`` exchanges with
+``enableRateLimit`` (each exchange throttles its own requests); exchanges run concurrently
+(``asyncio.gather``) and per-symbol calls on one exchange are bounded by ``max_concurrency``.
+
+With ``history=True`` the ``history_limit`` best candidates (after the filters, by the score without
+history) get their last 30 days of settlements, then everything is ranked again with the 7/30-day
+means and the negative-share penalty. The history is bounded on purpose: Binance's
+``/fapi/v1/fundingRate`` shares 500 requests per 5 minutes per IP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from perphedge.errors import InputError, PerphedgeError
+from perphedge.scan.rank import Candidate, ScanSettings, build_candidates, rank_candidates
+from perphedge.venues.ccxt_common import create_exchange
+from perphedge.venues.funding_snapshot import (
+    ExchangeSnapshot,
+    FundingHistory,
+    Progress,
+    fetch_exchange_snapshot,
+    fetch_recent_funding_history,
+    history_window_ms,
+    mapping_for,
+)
+
+JSON_SCHEMA_VERSION = 1
+HISTORY_DAYS = 30
+
+ExchangeFactory = Callable[[str], Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExchangeFailure:
+    """An exchange that did not answer: its id, the error class and the message."""
+
+    exchange: str
+    error_type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanWarning:
+    """A partial failure on an exchange that still answered (a ticker, an interval, a history)."""
+
+    exchange: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanResult:
+    """What a scan found. ``candidates`` are ranked, filtered and cut to ``settings.top``.
+
+    ``as_of_ts_ms`` is the latest exchange clock reading (UTC ms); ``considered`` counts the spot/perp
+    pairs before the filters; ``unpaired_perps`` the perpetuals without a spot market (not carry).
+    """
+
+    as_of_ts_ms: int | None
+    settings: ScanSettings
+    quote: str
+    exchanges: tuple[str, ...]
+    answered: tuple[str, ...]
+    candidates: tuple[Candidate, ...]
+    considered: int
+    unpaired_perps: int
+    history_days: int | None
+    errors: tuple[ExchangeFailure, ...] = ()
+    warnings: tuple[ScanWarning, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the stable ``--json`` document (keys documented in docs/scanner.md)."""
+        return {
+            "schema_version": JSON_SCHEMA_VERSION,
+            "as_of_ts_ms": self.as_of_ts_ms,
+            "quote": self.quote,
+            "exchanges": list(self.exchanges),
+            "answered": list(self.answered),
+            "settings": asdict(self.settings),
+            "score": "net_apr_horizon x (1 - negative_share) if >= 0 else x (1 + negative_share); "
+            "negative_share from the 30-day window (7-day if 30 not covered), 0 without --history",
+            "history_days": self.history_days,
+            "considered": self.considered,
+            "unpaired_perps": self.unpaired_perps,
+            "candidates": [c.to_json() for c in self.candidates],
+            "errors": [asdict(e) for e in self.errors],
+            "warnings": [asdict(w) for w in self.warnings],
+        }
+
+
+def parse_exchange_list(text: str | Sequence[str]) -> tuple[str, ...]:
+    """Return the exchange ids of ``"binance,bybit"`` (lower-cased, de-duplicated, order kept).
+
+    Raises:
+        InputError: when the list is empty.
+        ConfigError: for an exchange without a funding-field mapping.
+    """
+    items = text.split(",") if isinstance(text, str) else list(text)
+    ids: list[str] = []
+    for item in items:
+        name = item.strip().lower()
+        if name and name not in ids:
+            mapping_for(name)
+            ids.append(name)
+    if not ids:
+        raise InputError(f"no exchange given; it was {text!r}; pass e.g. --exchanges binance,bybit,okx")
+    return tuple(ids)
+
+
+def _default_factory(exchange_id: str) -> Any:
+    return create_exchange(exchange_id, async_=True)
+
+
+async def scan(
+    exchange_ids: Sequence[str],
+    settings: ScanSettings,
+    *,
+    quote: str = "USDT",
+    history: bool = False,
+    history_limit: int = 30,
+    max_concurrency: int = 8,
+    retry_attempts: int = 3,
+    progress: Progress | None = None,
+    exchange_factory: ExchangeFactory | None = None,
+    now_ms: Callable[[], int] | None = None,
+) -> ScanResult:
+    """Scan the exchanges and return the ranked candidates (see the module docstring).
+
+    ``exchange_factory(exchange_id)`` returns a ``ccxt.async_support`` exchange (default:
+    :func:`perphedge.venues.ccxt_common.create_exchange`); ``now_ms`` the clock (UTC ms) that ends the
+    history windows (default: each exchange object's clock).
+    """
+    ids = parse_exchange_list(list(exchange_ids))
+    if history_limit < 1:
+        raise InputError(f"history_limit must be at least 1; it was {history_limit!r}")
+    factory = exchange_factory or _default_factory
+    exchanges: dict[str, Any] = {}
+    try:
+        for exchange_id in ids:
+            exchanges[exchange_id] = factory(exchange_id)
+        answers = await asyncio.gather(
+            *(
+                fetch_exchange_snapshot(ex, quote=quote, max_concurrency=max_concurrency,
+                                        retry_attempts=retry_attempts, progress=progress, now_ms=now_ms)
+                for ex in exchanges.values()
+            ),
+            return_exceptions=True,
+        )
+        snapshots: list[ExchangeSnapshot] = []
+        errors: list[ExchangeFailure] = []
+        for exchange_id, answer in zip(ids, answers, strict=True):
+            if isinstance(answer, ExchangeSnapshot):
+                snapshots.append(answer)
+            elif isinstance(answer, Exception):
+                message = str(answer) if isinstance(answer, PerphedgeError) else f"unexpected: {answer!r}"
+                errors.append(ExchangeFailure(exchange=exchange_id, error_type=type(answer).__name__,
+                                              message=message))
+            else:  # KeyboardInterrupt / CancelledError: not ours to swallow
+                raise answer
+        warnings = [ScanWarning(exchange=s.exchange_id, message=w) for s in snapshots for w in s.warnings]
+
+        histories: dict[tuple[str, str], FundingHistory] = {}
+        if history and snapshots:
+            preliminary = rank_candidates(build_candidates(snapshots, settings), replace(settings, top=history_limit))
+            histories, history_warnings = await _fetch_histories(
+                exchanges, snapshots, preliminary, retry_attempts=retry_attempts,
+                max_concurrency=max_concurrency, progress=progress,
+            )
+            warnings.extend(history_warnings)
+        candidates = build_candidates(snapshots, settings, histories)
+        ranked = rank_candidates(candidates, settings)
+        return ScanResult(
+            as_of_ts_ms=max((s.recorded_ts_ms for s in snapshots), default=None),
+            settings=settings,
+            quote=quote,
+            exchanges=ids,
+            answered=tuple(s.exchange_id for s in snapshots),
+            candidates=tuple(ranked),
+            considered=len(candidates),
+            unpaired_perps=sum(1 for s in snapshots for q in s.quotes if q.spot_symbol is None),
+            history_days=HISTORY_DAYS if history else None,
+            errors=tuple(errors),
+            warnings=tuple(warnings),
+        )
+    finally:
+        await asyncio.gather(*(ex.close() for ex in exchanges.values()), return_exceptions=True)
+
+
+async def _fetch_histories(
+    exchanges: dict[str, Any],
+    snapshots: Sequence[ExchangeSnapshot],
+    chosen: Sequence[Candidate],
+    *,
+    retry_attempts: int,
+    max_concurrency: int,
+    progress: Progress | None,
+) -> tuple[dict[tuple[str, str], FundingHistory], list[ScanWarning]]:
+    recorded = {s.exchange_id: s.recorded_ts_ms for s in snapshots}
+    semaphores = {exchange_id: asyncio.Semaphore(max_concurrency) for exchange_id in recorded}
+    total = len(chosen)
+    done = 0
+
+    async def one(candidate: Candidate) -> FundingHistory:
+        nonlocal done
+        exchange = exchanges[candidate.exchange]
+        async with semaphores[candidate.exchange]:
+            try:
+                return await fetch_recent_funding_history(
+                    exchange, candidate.perp_symbol,
+                    since_ms=recorded[candidate.exchange] - history_window_ms(HISTORY_DAYS),
+                    retry_attempts=retry_attempts,
+                )
+            finally:
+                done += 1
+                if progress is not None:
+                    progress("all", "funding history", done, total)
+
+    answers = await asyncio.gather(*(one(c) for c in chosen), return_exceptions=True)
+    histories: dict[tuple[str, str], FundingHistory] = {}
+    warnings: list[ScanWarning] = []
+    for candidate, answer in zip(chosen, answers, strict=True):
+        if isinstance(answer, FundingHistory):
+            histories[(candidate.exchange, candidate.perp_symbol)] = answer
+        elif isinstance(answer, PerphedgeError):
+            warnings.append(ScanWarning(exchange=candidate.exchange,
+                                        message=f"funding history of {candidate.perp_symbol} unavailable ({answer})"))
+        elif isinstance(answer, BaseException):
+            raise answer
+    return histories, warnings
+
+
+def run_scan(exchange_ids: Sequence[str], settings: ScanSettings, **kwargs: Any) -> ScanResult:
+    """Synchronous wrapper of :func:`scan` (runs its own event loop)."""
+    return asyncio.run(scan(exchange_ids, settings, **kwargs))
