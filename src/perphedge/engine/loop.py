@@ -1,0 +1,920 @@
+"""The backtest loop: bars and funding settlements in time order, one strategy, every cash flow booked.
+
+Semantics (docs/engine.md has the full text; tests pin each point down):
+
+Each bar ``i`` (labelled by its open time, covering [open, close)):
+1. **Open**: orders decided at the previous close fill at this bar's open, both legs at the same step
+   (spot at ``spot_open``, perp at ``perp_open``), each with its taker fee and slippage (``fills``).
+2. **Liquidation**: if the perp position's liquidation price (Binance formula,
+   ``mechanics.liquidation.liquidation_price_linear``, bracket table in force that day) lies within the
+   bar's adverse extreme of the mark price (``mark_high`` / ``mark_low`` when the data has mark OHLC,
+   else ``perp_high`` / ``perp_low``), the perp is closed at the liquidation price, the clearance fee
+   is charged (never more than the margin left), the spot stays unhedged and trading stops.
+3. **Funding**: each settlement that belongs to this bar (settled in (open, close], with the data's
+   few-ms jitter tolerated) pays ``−qty × mark × rate`` into the futures wallet, on the position open
+   at that time, at the settlement's ``mark_price`` when the data has it, else this bar's perp close.
+4. **Close**: borrow interest on borrowed coins; both legs marked to market (spot at ``spot_close``,
+   perp at ``mark_close`` when known, else ``perp_close``); collateral policy; funding reinvestment;
+   then the strategy decides, seeing only bars closed so far and settlements up to now.
+
+The first decision is taken at the first bar's open (prices = opens, settlements up to then) and
+fills at that open. Strategy inputs include history before ``config.start`` (warm-up); cash flows
+only start at ``config.start``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perphedge.data.schema import MarketData
+from perphedge.engine.accounts import BracketSchedule, apply_perp_fill, date_to_ts_ms, split_capital
+from perphedge.engine.config import BacktestConfig
+from perphedge.engine.fills import execute
+from perphedge.engine.ledger import LedgerBuilder, attribution_from_ledger, price_pnl_rows
+from perphedge.engine.orders import mode_of, orders_for
+from perphedge.engine.results import BacktestEvent, BacktestResult
+from perphedge.errors import ConfigError, DataError
+from perphedge.mechanics.brackets import BracketTable
+from perphedge.mechanics.funding import SETTLEMENT_JITTER_TOLERANCE_MS
+from perphedge.mechanics.liquidation import liquidation_price_linear
+from perphedge.strategies.base import (
+    HedgeMode,
+    HedgeState,
+    MarketView,
+    Strategy,
+    StrategyMemory,
+    TargetHedge,
+)
+from perphedge.units import MS_PER_DAY
+
+TIMESERIES_COLUMNS: tuple[str, ...] = (
+    "equity_usd",
+    "spot_value_usd",
+    "perp_value_usd",
+    "cash_usd",
+    "net_exposure_base",
+    "net_exposure_pct",
+    "hedge_ratio",
+    "margin_ratio",
+    "liquidation_distance_pct",
+    "cumulative_funding_usd",
+    "basis_fraction",
+    "spot_close",
+    "perp_close",
+    "mark_close",
+    "buy_and_hold_equity_usd",
+)
+
+WITHDRAW_MIN_FRACTION_OF_IM = 0.01
+"""``withdraw_excess`` moves margin above the initial margin only when it exceeds 1 % of it (no dust rows)."""
+
+_PRICE_COLUMNS = ("spot_open", "spot_close", "perp_open", "perp_high", "perp_low", "perp_close")
+
+# How often a strategy needs to be asked (an optional attribute ``decides_on`` of a strategy):
+# "start" = once (static targets), "settlement" = when a new settlement is known, "bar" = every close.
+_DECIDES_ON_DEFAULT = "bar"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Arrays:
+    """The market as plain numpy arrays (full history) and the window ``[i0, i1)`` that is simulated."""
+
+    open_ts: np.ndarray
+    close_ts: np.ndarray
+    spot_open: np.ndarray
+    spot_close: np.ndarray
+    perp_open: np.ndarray
+    perp_close: np.ndarray
+    mark_value: np.ndarray  # mark_close, else perp_close
+    adverse_high: np.ndarray  # mark_high, else perp_high
+    adverse_low: np.ndarray
+    i0: int
+    i1: int
+    funding_ts: np.ndarray
+    funding_rate: np.ndarray
+    funding_interval_hours: np.ndarray
+    funding_mark: np.ndarray
+    funding_bar: np.ndarray  # the bar each settlement is paid in (outside [i0, i1) = not paid)
+    funding_in_gap: np.ndarray  # bool: settled in a gap of missing bars, paid before that bar's fills
+    gaps: int  # number of gaps between consecutive bars in the window
+    liquidation_price_source: str
+    valuation_source: str
+
+
+def _prepare(market: MarketData, config: BacktestConfig) -> _Arrays:
+    bars = market.bars
+    missing = [c for c in (*_PRICE_COLUMNS, "mark_close", "spot_high", "spot_low") if c not in bars.columns]
+    if missing:
+        raise DataError(
+            f"bars lack column(s) {', '.join(missing)}; load data through perphedge.data", where=market.symbol
+        )
+    open_ts = bars.index.as_unit("ms").asi8.astype(np.int64)
+    n = open_ts.size
+    i0 = (
+        0
+        if config.start is None
+        else int(np.searchsorted(open_ts, config.start.value // 1_000_000, side="left"))
+    )
+    i1 = (
+        n if config.end is None else int(np.searchsorted(open_ts, config.end.value // 1_000_000, side="left"))
+    )
+    if i1 - i0 < 1:
+        raise DataError(
+            f"no bars open between start {config.start} and end {config.end}; the data covers "
+            f"{bars.index[0] if n else 'nothing'} to {bars.index[-1] if n else 'nothing'}",
+            where=market.symbol,
+        )
+    arrays = {c: bars[c].to_numpy(dtype=float) for c in (*_PRICE_COLUMNS, "mark_close")}
+    for c in _PRICE_COLUMNS:
+        window = arrays[c][i0:i1]
+        bad = ~(np.isfinite(window) & (window > 0))
+        if bad.any():
+            j = int(np.argmax(bad)) + i0
+            raise DataError(
+                f"{c} was {arrays[c][j]!r} at {bars.index[j]}; prices must be positive numbers; "
+                "repair or re-fetch the data (perphedge data fetch)",
+                where=market.symbol,
+            )
+    mark_close = arrays["mark_close"]
+    mark_value = np.where(np.isfinite(mark_close) & (mark_close > 0), mark_close, arrays["perp_close"])
+    if market.has_mark_ohlc:
+        mh = bars["mark_high"].to_numpy(dtype=float)
+        ml = bars["mark_low"].to_numpy(dtype=float)
+        adverse_high = np.where(np.isfinite(mh), mh, bars["perp_high"].to_numpy(dtype=float))
+        adverse_low = np.where(np.isfinite(ml), ml, bars["perp_low"].to_numpy(dtype=float))
+        liq_source = "mark_high/mark_low (perp_high/perp_low where the mark is missing)"
+    else:
+        adverse_high = arrays["perp_high"]
+        adverse_low = arrays["perp_low"]
+        liq_source = "perp_high/perp_low (the data has no mark OHLC)"
+    n_mark = int(np.isfinite(mark_close[i0:i1]).sum())
+    valuation = (
+        "mark_close"
+        if n_mark == i1 - i0
+        else f"mark_close where known ({n_mark} of {i1 - i0} bars), else perp_close"
+    )
+    close_ts = open_ts + market.timeframe_ms
+
+    funding = market.funding
+    f_ts = funding.index.as_unit("ms").asi8.astype(np.int64)
+    f_rate = funding["rate_per_interval"].to_numpy(dtype=float)
+    f_int = funding["interval_hours"].to_numpy(dtype=float)
+    f_mark = (
+        funding["mark_price"].to_numpy(dtype=float) if "mark_price" in funding else np.full(f_ts.size, np.nan)
+    )
+    shifted = f_ts - SETTLEMENT_JITTER_TOLERANCE_MS
+    # the bar a settlement is paid in: the first bar whose close is at or after it (jitter tolerated);
+    # a settlement inside a gap of missing bars is paid at the next bar's open, before its fills
+    f_bar = np.searchsorted(close_ts, shifted, side="left")
+    f_bar = np.where((f_bar == i0) & (shifted < open_ts[min(i0, n - 1)]), i0 - 1, f_bar)  # before the window
+    inside = (f_bar >= i0) & (f_bar < i1)
+    in_gap = inside & (shifted < open_ts[np.clip(f_bar, 0, n - 1)])
+    bad_rate = inside & ~np.isfinite(f_rate)
+    if bad_rate.any():
+        k = int(np.argmax(bad_rate))
+        raise DataError(
+            f"rate_per_interval was {f_rate[k]!r} at {funding.index[k]}; every settlement needs a rate",
+            where=market.symbol,
+        )
+    no_mark_in_gap = in_gap & ~(f_mark > 0)
+    if no_mark_in_gap.any():
+        k = int(np.argmax(no_mark_in_gap))
+        raise DataError(
+            f"the settlement at {funding.index[k]} falls in a gap between bars and has no mark_price, so its "
+            "notional is unknown; fill the bar gap (perphedge data fetch) before backtesting",
+            where=market.symbol,
+        )
+    gap_bars = int(np.count_nonzero(np.diff(open_ts[i0:i1]) != market.timeframe_ms))
+    return _Arrays(
+        open_ts=open_ts,
+        close_ts=close_ts,
+        spot_open=arrays["spot_open"],
+        spot_close=arrays["spot_close"],
+        perp_open=arrays["perp_open"],
+        perp_close=arrays["perp_close"],
+        mark_value=mark_value,
+        adverse_high=adverse_high,
+        adverse_low=adverse_low,
+        i0=i0,
+        i1=i1,
+        funding_ts=f_ts,
+        funding_rate=f_rate,
+        funding_interval_hours=f_int,
+        funding_mark=f_mark,
+        funding_bar=f_bar,
+        funding_in_gap=in_gap,
+        gaps=gap_bars,
+        liquidation_price_source=liq_source,
+        valuation_source=valuation,
+    )
+
+
+def resolve_brackets(market: MarketData, config: BacktestConfig) -> BracketSchedule:
+    """Return the bundled Binance bracket tables for the run, resolved once (no I/O in the loop).
+
+    ``bracket_snapshot="in_force"``: each bundled snapshot applies from its date to the next one; bars
+    before the first snapshot use the earliest (said in the schedule's note). ``"newest"``: the newest
+    table throughout.
+
+    Raises:
+        UnknownSymbolError: the bundled snapshots have no table for the symbol (pass ``brackets=``).
+    """
+    from perphedge.data.brackets import bundled_bracket_table, bundled_snapshot_dates
+
+    dates = bundled_snapshot_dates()
+    if config.bracket_snapshot == "newest":
+        table = bundled_bracket_table(market.symbol, dates[-1])
+        return BracketSchedule.single(
+            table, note=f"newest bundled Binance bracket snapshot ({dates[-1]}) throughout"
+        )
+    tables = tuple(bundled_bracket_table(market.symbol, d) for d in dates)
+    starts = [date_to_ts_ms(d) for d in dates]
+    starts[0] = -(2**62)
+    return BracketSchedule(
+        start_ts_ms=tuple(starts),
+        tables=tables,
+        note=(
+            f"bundled Binance bracket snapshots in force at each date ({', '.join(d.isoformat() for d in dates)}); "
+            f"bars before {dates[0]} use the {dates[0]} snapshot (no older one is bundled)"
+        ),
+    )
+
+
+class _Brackets:
+    """The bracket in force for the current notional, looked up only when the notional leaves it."""
+
+    __slots__ = ("table", "floor", "cap", "mmr", "cum")
+
+    def __init__(self, table: BracketTable) -> None:
+        self.table = table
+        self.floor = 1.0
+        self.cap = 0.0  # empty range: the first call looks up
+        self.mmr = 0.0
+        self.cum = 0.0
+
+    def maintenance_margin(self, notional_usd: float) -> float:
+        if not self.floor <= notional_usd < self.cap:
+            b = self.table.for_notional(notional_usd)
+            self.floor, self.cap, self.mmr, self.cum = b.floor_usd, b.cap_usd, b.mmr, b.maintenance_amount_usd
+        return notional_usd * self.mmr - self.cum
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SpotOnly:
+    """The benchmark: hold the spot, never hedge (used by ``run_buy_and_hold``)."""
+
+    name: str = "buy-and-hold"
+    decides_on: str = "start"
+
+    def initial_memory(self) -> StrategyMemory:
+        return StrategyMemory()
+
+    def decide(
+        self, view: MarketView, state: HedgeState, memory: StrategyMemory
+    ) -> tuple[TargetHedge, StrategyMemory]:
+        return TargetHedge(
+            spot_fraction=1.0, perp_fraction=0.0, mode=HedgeMode.UNHEDGED, reason="buy and hold"
+        ), memory
+
+
+def run_backtest(
+    market: MarketData,
+    strategy: Strategy,
+    config: BacktestConfig,
+    *,
+    brackets: BracketSchedule | None = None,
+) -> BacktestResult:
+    """Run ``strategy`` over ``market`` with ``config``; return the time series, ledger, events and attribution.
+
+    ``brackets`` overrides the bundled Binance bracket tables (e.g. a one-bracket table for a symbol
+    the bundle lacks, or a user's own MMR).
+
+    Raises:
+        ConfigError: an unsupported setting (``contract="inverse"`` is not simulated yet) or a leverage
+            above what the symbol's bracket allows.
+        DataError: bars or settlements that cannot be simulated (missing prices, a settlement in a gap).
+        UnknownSymbolError: no bundled bracket table for the symbol and no ``brackets`` given.
+    """
+    if config.contract != "linear":
+        raise ConfigError(
+            f"contract was {config.contract!r}: the backtest engine simulates linear (USDⓈ-M) perpetuals only so "
+            "far; use contract='linear' (the inverse hedge is available in perphedge plan)",
+            key_path="contract",
+        )
+    arrays = _prepare(market, config)
+    schedule = brackets if brackets is not None else resolve_brackets(market, config)
+    return _simulate(market, arrays, strategy, config, schedule, all_spot=False)
+
+
+def run_buy_and_hold(
+    market: MarketData, config: BacktestConfig, *, brackets: BracketSchedule | None = None
+) -> BacktestResult:
+    """Return the unhedged benchmark: the whole capital (plus any reserve) in spot, bought at the first open.
+
+    Same fees, slippage, window and ledger as ``run_backtest``; no perp, so no brackets are needed.
+    """
+    arrays = _prepare(market, config)
+    schedule = brackets or BracketSchedule.single(BracketTable.single(market.symbol, 0.0), note="no perp leg")
+    return _simulate(market, arrays, _SpotOnly(), config, schedule, all_spot=True)
+
+
+def _strategy_settings(strategy: Strategy) -> dict[str, Any]:
+    if dataclasses.is_dataclass(strategy):
+        return {f.name: getattr(strategy, f.name) for f in dataclasses.fields(strategy)}
+    return {"name": strategy.name}
+
+
+def _simulate(
+    market: MarketData,
+    a: _Arrays,
+    strategy: Strategy,
+    config: BacktestConfig,
+    schedule: BracketSchedule,
+    *,
+    all_spot: bool,
+) -> BacktestResult:
+    i0, i1 = a.i0, a.i1
+    n_win = i1 - i0
+    open_ts, close_ts = a.open_ts, a.close_ts
+    so, sc, po, pc, mk = a.spot_open, a.spot_close, a.perp_open, a.perp_close, a.mark_value
+    adv_hi, adv_lo = a.adverse_high, a.adverse_low
+    f_ts, f_rate, f_int, f_mark, f_bar = (
+        a.funding_ts,
+        a.funding_rate,
+        a.funding_interval_hours,
+        a.funding_mark,
+        a.funding_bar,
+    )
+    f_gap = a.funding_in_gap
+    tol = SETTLEMENT_JITTER_TOLERANCE_MS
+    bar_days = (close_ts[0] - open_ts[0]) / MS_PER_DAY
+
+    fee_spot, fee_perp, slip = config.fee_spot, config.fee_perp, config.slippage_bps
+    leverage = config.leverage
+    cross = config.margin_mode == "cross"
+    policy = config.collateral_policy
+    ledger = LedgerBuilder()
+    events: list[BacktestEvent] = []
+
+    def ts_of(ms: int) -> pd.Timestamp:
+        return pd.Timestamp(int(ms), unit="ms", tz="UTC")
+
+    # --- bracket tables per bar (resolved before the loop) ---
+    table_starts = np.asarray(schedule.start_ts_ms, dtype=np.int64)
+    table_of_bar = np.clip(
+        np.searchsorted(table_starts, open_ts[i0:i1], side="right") - 1, 0, len(schedule.tables) - 1
+    )
+    brackets_now = _Brackets(schedule.tables[int(table_of_bar[0])])
+    table_index = int(table_of_bar[0])
+
+    # --- starting balances ---
+    t0 = int(open_ts[i0])
+    reserve = config.reserve_usd
+    spot_qty = 0.0
+    perp_qty = 0.0
+    entry = 0.0
+    if config.spot_qty_base is not None and not all_spot:
+        # coins already held; the collateral (and any reserve) arrive as USD in the spot wallet
+        base_qty = config.spot_qty_base
+        spot_qty = base_qty
+        collateral = float(config.collateral)  # type: ignore[arg-type]
+        initial_equity = base_qty * so[i0] + collateral + reserve
+        cash = collateral + reserve
+    else:
+        capital = config.capital_usd
+        if all_spot and config.spot_qty_base is not None:
+            capital = config.spot_qty_base * so[i0] + float(config.collateral)  # type: ignore[arg-type]
+        initial_equity = capital + reserve
+        cash = initial_equity
+        if all_spot:
+            spot_budget, collateral = capital, 0.0
+        else:
+            split = split_capital(capital, leverage)
+            spot_budget, collateral = split.spot_budget_usd, split.collateral_usd
+        # the spot budget pays for the coins, the entry slippage and the entry fee
+        base_qty = spot_budget / (so[i0] * (1.0 + slip / 10_000.0) * (1.0 + fee_spot))
+    wallet_deposit = collateral + (reserve if cross else 0.0)
+    wallet = 0.0
+    if wallet_deposit > 0:
+        cash -= wallet_deposit
+        wallet = wallet_deposit
+        ledger.add(
+            t0,
+            "transfer",
+            "spot",
+            "transfer",
+            -wallet_deposit,
+            note="spot wallet → futures wallet (collateral)",
+        )
+        ledger.add(
+            t0,
+            "transfer",
+            "perp",
+            "transfer",
+            wallet_deposit,
+            note="spot wallet → futures wallet (collateral)",
+        )
+    reserve_left = reserve if (policy == "reserve" and not cross) else 0.0
+    # --- leverage allowed by the bracket of the starting notional ---
+    if not all_spot:
+        start_notional = base_qty * po[i0]
+        allowed = schedule.tables[table_index].for_notional(start_notional).max_leverage
+        if leverage > allowed:
+            raise ConfigError(
+                f"leverage was {leverage:g} but {market.symbol} allows at most {allowed:g}x for a notional of "
+                f"{start_notional:,.2f} (bracket table in force at {ts_of(t0).date()}); lower --leverage",
+                key_path="leverage",
+            )
+
+    # --- per-bar output arrays ---
+    eq_arr = np.empty(n_win)
+    spot_val_arr = np.empty(n_win)
+    perp_val_arr = np.empty(n_win)
+    cash_arr = np.empty(n_win)
+    net_arr = np.empty(n_win)
+    netpct_arr = np.empty(n_win)
+    hr_arr = np.empty(n_win)
+    mr_arr = np.full(n_win, np.nan)
+    ld_arr = np.full(n_win, np.nan)
+    cumf_arr = np.empty(n_win)
+    spot_pnl_bar = np.zeros(n_win)
+    perp_pnl_bar = np.zeros(n_win)
+
+    decides_on = getattr(strategy, "decides_on", _DECIDES_ON_DEFAULT)
+    memory = strategy.initial_memory()
+    last_mode: HedgeMode | None = None
+    last_target: TargetHedge | None = None
+    known_settlements = -1
+    trades = 0
+    switches = 0
+    liquidations = 0
+    cum_funding = 0.0
+    frozen = False
+    lp: float | None = None
+    lp_dirty = True
+    last_spot_px = so[i0]
+    last_perp_px = po[i0]
+    pend_spot = 0.0
+    pend_perp = 0.0
+    pend_shrink_value = 0.0  # sell_spot policy: value of spot sold to move into the futures wallet
+    holdings_changed = True
+
+    def decide(i_view_end: int, ts_ms: int, sp: float, pp: float, mp: float) -> None:
+        """Ask the strategy (view ends at bar ``i_view_end − 1`` and settlements known at ``ts_ms``)."""
+        nonlocal \
+            memory, \
+            last_mode, \
+            last_target, \
+            known_settlements, \
+            switches, \
+            pend_spot, \
+            pend_perp, \
+            holdings_changed
+        k = int(np.searchsorted(f_ts, ts_ms + tol, side="right"))
+        ask = (
+            last_target is None
+            or decides_on == "bar"
+            or (decides_on == "settlement" and k != known_settlements)
+        )
+        known_settlements = k
+        spot_frac, perp_frac = spot_qty / base_qty, perp_qty / base_qty
+        if ask:
+            view = MarketView(
+                ts_ms=ts_ms,
+                spot_price_usd=sp,
+                perp_price_usd=pp,
+                mark_price_usd=mp,
+                funding_settle_ts_ms=f_ts[:k],
+                funding_rates=f_rate[:k],
+                funding_interval_hours=f_int[:k],
+                close_prices=sc[:i_view_end],
+            )
+            state = HedgeState(
+                spot_fraction=spot_frac, perp_fraction=perp_frac, mode=mode_of(spot_frac, perp_frac)
+            )
+            target, memory = strategy.decide(view, state, memory)
+            if target is not last_target:
+                if last_mode is not None and target.mode != last_mode:
+                    switches += 1
+                    events.append(
+                        BacktestEvent(
+                            ts=ts_of(ts_ms),
+                            kind="switch",
+                            detail=f"{last_mode.value} → {target.mode.value}: {target.reason}",
+                        )
+                    )
+                elif last_mode is None:
+                    events.append(
+                        BacktestEvent(
+                            ts=ts_of(ts_ms), kind="open", detail=f"{target.mode.value}: {target.reason}"
+                        )
+                    )
+                last_mode = target.mode
+                last_target = target
+                holdings_changed = True
+        if holdings_changed and last_target is not None:
+            state = HedgeState(
+                spot_fraction=spot_frac, perp_fraction=perp_frac, mode=mode_of(spot_frac, perp_frac)
+            )
+            orders = orders_for(last_target, state, base_qty)
+            pend_spot, pend_perp = orders.spot_delta_base, orders.perp_delta_base
+            holdings_changed = False
+
+    # first decision at the first bar's open
+    decide(i0, t0, so[i0], po[i0], po[i0])
+
+    fp = int(np.searchsorted(f_bar, i0, side="left"))  # first settlement paid in the window (f_bar is sorted)
+    nf = f_ts.size
+
+    for w in range(n_win):
+        i = i0 + w
+        bar_open_ms = int(open_ts[i])
+        if table_of_bar[w] != table_index:
+            table_index = int(table_of_bar[w])
+            brackets_now = _Brackets(schedule.tables[table_index])
+            lp_dirty = True
+        # 0. settlements that fell in a gap of missing bars before this bar: paid on the position then
+        while fp < nf and f_bar[fp] == i and f_gap[fp]:
+            if perp_qty != 0.0:
+                cash_flow = -perp_qty * f_mark[fp] * f_rate[fp]
+                wallet += cash_flow
+                cum_funding += cash_flow
+                ledger.add(
+                    int(f_ts[fp]),
+                    "funding",
+                    "perp",
+                    "funding",
+                    cash_flow,
+                    perp_qty,
+                    f_mark[fp],
+                    f"rate {f_rate[fp]:.8f} (settled during a gap in the bars)",
+                )
+                lp_dirty = True
+            fp += 1
+        # 1. fills at the open
+        if pend_spot != 0.0 or pend_perp != 0.0:
+            spot_pnl_bar[w] += spot_qty * (so[i] - last_spot_px)
+            perp_pnl_bar[w] += perp_qty * (po[i] - last_perp_px)
+            last_spot_px = so[i]
+            last_perp_px = po[i]
+            if pend_spot != 0.0:
+                f = execute(pend_spot, so[i], fee_rate=fee_spot, slippage_bps=slip)
+                cash -= pend_spot * so[i] + f.slippage_usd + f.fee_usd
+                spot_qty += pend_spot
+                ledger.add(
+                    bar_open_ms,
+                    "trade",
+                    "spot",
+                    "spot_pnl",
+                    0.0,
+                    pend_spot,
+                    so[i],
+                    "buy" if pend_spot > 0 else "sell",
+                )
+                ledger.add(bar_open_ms, "fee", "spot", "fees", -f.fee_usd, pend_spot, f.fill_price_usd)
+                if f.slippage_usd:
+                    ledger.add(
+                        bar_open_ms,
+                        "slippage",
+                        "spot",
+                        "slippage",
+                        -f.slippage_usd,
+                        pend_spot,
+                        f.fill_price_usd,
+                    )
+                trades += 1
+            if pend_perp != 0.0:
+                f = execute(pend_perp, po[i], fee_rate=fee_perp, slippage_bps=slip)
+                position = apply_perp_fill(perp_qty, entry, pend_perp, po[i])
+                wallet += position.realized_pnl_usd - f.slippage_usd - f.fee_usd
+                perp_qty, entry = position.qty_base, position.entry_price_usd
+                ledger.add(
+                    bar_open_ms,
+                    "trade",
+                    "perp",
+                    "perp_pnl",
+                    0.0,
+                    pend_perp,
+                    po[i],
+                    "buy" if pend_perp > 0 else "sell",
+                )
+                ledger.add(bar_open_ms, "fee", "perp", "fees", -f.fee_usd, pend_perp, f.fill_price_usd)
+                if f.slippage_usd:
+                    ledger.add(
+                        bar_open_ms,
+                        "slippage",
+                        "perp",
+                        "slippage",
+                        -f.slippage_usd,
+                        pend_perp,
+                        f.fill_price_usd,
+                    )
+                trades += 1
+                lp_dirty = True
+                if perp_qty != 0.0:
+                    initial_margin = abs(perp_qty) * po[i] / leverage
+                    balance = wallet + perp_qty * (po[i] - entry)
+                    if initial_margin > balance * (1.0 + 1e-9):
+                        events.append(
+                            BacktestEvent(
+                                ts=ts_of(bar_open_ms),
+                                kind="margin_call",
+                                detail=(
+                                    f"initial margin {initial_margin:,.2f} USD at {leverage:g}x exceeds the margin balance "
+                                    f"{balance:,.2f} USD after the fill; the position was opened anyway"
+                                ),
+                            )
+                        )
+            if pend_shrink_value > 0.0:
+                amount = min(pend_shrink_value, max(cash, 0.0))
+                if amount > 0.0:
+                    cash -= amount
+                    wallet += amount
+                    ledger.add(
+                        bar_open_ms,
+                        "transfer",
+                        "spot",
+                        "transfer",
+                        -amount,
+                        note="spot sale → futures wallet",
+                    )
+                    ledger.add(
+                        bar_open_ms, "transfer", "perp", "transfer", amount, note="spot sale → futures wallet"
+                    )
+                    lp_dirty = True
+                pend_shrink_value = 0.0
+            pend_spot = pend_perp = 0.0
+
+        # 2. liquidation on the bar's adverse extreme
+        if perp_qty != 0.0:
+            if lp_dirty:
+                lp = liquidation_price_linear(
+                    side=1 if perp_qty > 0 else -1,
+                    qty_base=abs(perp_qty),
+                    entry_price=entry,
+                    wallet_balance_usd=wallet,
+                    table=brackets_now.table,
+                )
+                lp_dirty = False
+            if lp is not None and ((perp_qty < 0 and adv_hi[i] >= lp) or (perp_qty > 0 and adv_lo[i] <= lp)):
+                liq_price = lp
+                perp_pnl_bar[w] += perp_qty * (liq_price - last_perp_px)
+                last_perp_px = liq_price
+                wallet += perp_qty * (liq_price - entry)
+                notional = abs(perp_qty) * liq_price
+                clearance = min(config.clearance_fee * notional, max(wallet, 0.0))
+                wallet -= clearance
+                ledger.add(
+                    bar_open_ms,
+                    "liquidation",
+                    "perp",
+                    "liquidation",
+                    -clearance,
+                    -perp_qty,
+                    liq_price,
+                    f"clearance fee {config.clearance_fee:.2%} of {notional:,.2f} (capped at the margin left)",
+                )
+                events.append(
+                    BacktestEvent(
+                        ts=ts_of(bar_open_ms),
+                        kind="liquidation",
+                        detail=(
+                            f"{'short' if perp_qty < 0 else 'long'} {abs(perp_qty):.6g} liquidated at {liq_price:,.2f} "
+                            f"(bar {'high' if perp_qty < 0 else 'low'} {adv_hi[i] if perp_qty < 0 else adv_lo[i]:,.2f}); "
+                            f"clearance fee {clearance:,.2f} USD; the spot is left unhedged and trading stops"
+                        ),
+                    )
+                )
+                liquidations += 1
+                perp_qty = 0.0
+                entry = 0.0
+                lp = None
+                frozen = True
+
+        # 3. funding settlements paid in this bar
+        settled_this_bar = 0.0
+        while fp < nf and f_bar[fp] == i:
+            if perp_qty != 0.0:
+                mark = f_mark[fp] if f_mark[fp] > 0 else pc[i]  # NaN > 0 is False
+                cash_flow = -perp_qty * mark * f_rate[fp]
+                wallet += cash_flow
+                cum_funding += cash_flow
+                settled_this_bar += cash_flow
+                ledger.add(
+                    int(f_ts[fp]),
+                    "funding",
+                    "perp",
+                    "funding",
+                    cash_flow,
+                    perp_qty,
+                    mark,
+                    f"rate {f_rate[fp]:.8f}",
+                )
+                lp_dirty = True
+            fp += 1
+
+        # 4. close: borrow interest, marks, policies, decision, records
+        spot_px = sc[i]
+        mark_px = mk[i]
+        close_ms = int(close_ts[i])
+        if spot_qty < 0.0:
+            interest = -spot_qty * spot_px * config.borrow_rate_per_day * bar_days
+            cash -= interest
+            ledger.add(
+                close_ms, "borrow", "borrow", "borrow", -interest, spot_qty, spot_px, "margin borrow interest"
+            )
+        spot_pnl_bar[w] += spot_qty * (spot_px - last_spot_px)
+        perp_pnl_bar[w] += perp_qty * (mark_px - last_perp_px)
+        last_spot_px = spot_px
+        last_perp_px = mark_px
+
+        margin_ratio = math.nan
+        if perp_qty != 0.0:
+            notional = abs(perp_qty) * mark_px
+            maintenance = brackets_now.maintenance_margin(notional)
+            balance = wallet + perp_qty * (mark_px - entry)
+            margin_ratio = maintenance / balance if balance > 0 else math.inf
+            if not frozen and margin_ratio > config.trigger_margin_ratio:
+                if policy == "reserve" and reserve_left > 0.0:
+                    add = min(
+                        maintenance / config.target_margin_ratio - balance, reserve_left, max(cash, 0.0)
+                    )
+                    if add > 0.0:
+                        cash -= add
+                        wallet += add
+                        reserve_left -= add
+                        ledger.add(
+                            close_ms,
+                            "transfer",
+                            "reserve",
+                            "transfer",
+                            -add,
+                            note="reserve → futures wallet (top-up)",
+                        )
+                        ledger.add(
+                            close_ms,
+                            "transfer",
+                            "perp",
+                            "transfer",
+                            add,
+                            note="reserve → futures wallet (top-up)",
+                        )
+                        events.append(
+                            BacktestEvent(
+                                ts=ts_of(close_ms),
+                                kind="top_up",
+                                detail=f"margin ratio {margin_ratio:.1%} > {config.trigger_margin_ratio:.0%}: "
+                                f"moved {add:,.2f} USD from the reserve ({reserve_left:,.2f} left)",
+                            )
+                        )
+                        lp_dirty = True
+                        balance += add
+                        margin_ratio = maintenance / balance
+                elif policy == "sell_spot" and spot_qty > 0.0:
+                    target_ratio = config.target_margin_ratio
+                    a_mm = notional * brackets_now.mmr
+                    b_spot = spot_qty * spot_px
+                    keep = (target_ratio * (balance + b_spot) + brackets_now.cum) / (
+                        a_mm + target_ratio * b_spot
+                    )
+                    keep = min(max(keep, 0.0), 1.0)
+                    if keep < 1.0:
+                        base_qty *= keep
+                        pend_shrink_value = (1.0 - keep) * spot_qty * spot_px * (1.0 - fee_spot)
+                        holdings_changed = True
+                        events.append(
+                            BacktestEvent(
+                                ts=ts_of(close_ms),
+                                kind="reduce",
+                                detail=f"margin ratio {margin_ratio:.1%} > {config.trigger_margin_ratio:.0%}: "
+                                f"shrink both legs to {keep:.2%} and move the spot sale into the futures wallet",
+                            )
+                        )
+            if not frozen and config.withdraw_excess and not holdings_changed:
+                initial_margin = notional / leverage
+                excess = min(balance - initial_margin, wallet)
+                if excess > WITHDRAW_MIN_FRACTION_OF_IM * initial_margin:
+                    wallet -= excess
+                    cash += excess
+                    balance -= excess
+                    margin_ratio = maintenance / balance
+                    ledger.add(
+                        close_ms, "transfer", "perp", "transfer", -excess, note="withdraw excess margin"
+                    )
+                    ledger.add(
+                        close_ms, "transfer", "spot", "transfer", excess, note="withdraw excess margin"
+                    )
+                    lp_dirty = True
+            if (
+                not frozen
+                and config.reinvest_funding
+                and settled_this_bar > 0.0
+                and spot_qty > 0.0
+                and perp_qty < 0.0
+            ):
+                amount = min(settled_this_bar * leverage / (1.0 + leverage), wallet)
+                if amount > 0.0:
+                    wallet -= amount
+                    cash += amount
+                    base_qty += amount / (spot_px * (1.0 + slip / 10_000.0) * (1.0 + fee_spot))
+                    holdings_changed = True
+                    ledger.add(close_ms, "transfer", "perp", "transfer", -amount, note="reinvest funding")
+                    ledger.add(close_ms, "transfer", "spot", "transfer", amount, note="reinvest funding")
+                    lp_dirty = True
+
+        if not frozen and w + 1 < n_win:
+            decide(i + 1, close_ms, spot_px, pc[i], mark_px)
+
+        spot_value = spot_qty * spot_px
+        perp_value = wallet + perp_qty * (mark_px - entry)
+        eq_arr[w] = cash + spot_value + perp_value
+        spot_val_arr[w] = spot_value
+        perp_val_arr[w] = perp_value
+        cash_arr[w] = cash
+        net_arr[w] = spot_qty + perp_qty
+        netpct_arr[w] = (spot_qty + perp_qty) / base_qty
+        hr_arr[w] = abs(perp_qty) * pc[i] / abs(spot_value) if spot_value != 0.0 else 0.0
+        mr_arr[w] = margin_ratio
+        if perp_qty != 0.0:
+            if lp_dirty:
+                lp = liquidation_price_linear(
+                    side=1 if perp_qty > 0 else -1,
+                    qty_base=abs(perp_qty),
+                    entry_price=entry,
+                    wallet_balance_usd=wallet,
+                    table=brackets_now.table,
+                )
+                lp_dirty = False
+            if lp is not None:
+                ld_arr[w] = (lp - mark_px) / mark_px
+        cumf_arr[w] = cum_funding
+
+    # --- results ---
+    win = slice(i0, i1)
+    index = pd.DatetimeIndex(pd.to_datetime(close_ts[win], unit="ms", utc=True), name="ts")
+    bh_qty = initial_equity / (so[i0] * (1.0 + slip / 10_000.0) * (1.0 + fee_spot))
+    timeseries = pd.DataFrame(
+        {
+            "equity_usd": eq_arr,
+            "spot_value_usd": spot_val_arr,
+            "perp_value_usd": perp_val_arr,
+            "cash_usd": cash_arr,
+            "net_exposure_base": net_arr,
+            "net_exposure_pct": netpct_arr,
+            "hedge_ratio": hr_arr,
+            "margin_ratio": mr_arr,
+            "liquidation_distance_pct": ld_arr,
+            "cumulative_funding_usd": cumf_arr,
+            "basis_fraction": (pc[win] - sc[win]) / sc[win],
+            "spot_close": sc[win],
+            "perp_close": pc[win],
+            "mark_close": mk[win],
+            "buy_and_hold_equity_usd": bh_qty * sc[win],
+        },
+        index=index,
+    )
+    price_rows = [
+        price_pnl_rows(close_ts[win], "spot", spot_pnl_bar, sc[win]),
+        price_pnl_rows(close_ts[win], "perp", perp_pnl_bar, mk[win]),
+    ]
+    ledger_frame = ledger.to_frame(price_rows)
+    attribution = attribution_from_ledger(ledger_frame)
+    settings: dict[str, Any] = {
+        **config.to_settings(),
+        "strategy": strategy.name,
+        "strategy_options": _strategy_settings(strategy),
+        "brackets": schedule.note,
+        "liquidation_judged_on": a.liquidation_price_source,
+        "perp_valued_at": a.valuation_source,
+        "funding_notional_at": "settlement mark_price where known, else the perp close of the bar ending at it",
+        "usdt_is_usd": True,
+        "bar_gaps": a.gaps,
+        "base_qty": base_qty,
+    }
+    return BacktestResult(
+        strategy=strategy.name,
+        symbol=market.symbol,
+        exchange=market.exchange,
+        timeframe=market.timeframe,
+        settings=settings,
+        initial_equity_usd=float(initial_equity),
+        final_equity_usd=float(eq_arr[-1]),
+        base_qty=float(base_qty),
+        timeseries=timeseries,
+        ledger=ledger_frame,
+        events=tuple(events),
+        attribution=attribution,
+        trades=trades,
+        switches=switches,
+        liquidations=liquidations,
+        net_transfers_usd=0.0,
+    )
+
+
+__all__ = ["BacktestConfig", "BracketSchedule", "resolve_brackets", "run_backtest", "run_buy_and_hold"]
