@@ -45,6 +45,8 @@ from perphedge.venues.funding_snapshot import ExchangeSnapshot, FundingHistory, 
 
 BPS_PER_UNIT = 10_000.0
 HISTORY_WINDOWS_DAYS: tuple[int, int] = (7, 30)
+MAX_APR_FILTER = 10.0
+"""Largest |min_apr| accepted (1000 %): a larger value is almost surely a percent typed as a fraction."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,8 +71,11 @@ class ScanSettings:
         require_fraction("fee_perp", self.fee_perp, high=0.05)
         require_positive("horizon_days", self.horizon_days)
         require_non_negative("min_volume_usd", self.min_volume_usd)
-        if self.min_apr is not None and not math.isfinite(self.min_apr):
-            raise InputError(f"min_apr must be a finite fraction such as 0.1 for 10 %; it was {self.min_apr!r}")
+        if self.min_apr is not None and not (math.isfinite(self.min_apr) and abs(self.min_apr) <= MAX_APR_FILTER):
+            raise InputError(
+                f"min_apr must be a fraction such as 0.1 for 10 % (at most {MAX_APR_FILTER:g} = "
+                f"{MAX_APR_FILTER:.0%}); it was {self.min_apr!r}, which looks like a percent"
+            )
         if self.top is not None and self.top < 1:
             raise InputError(f"top must be at least 1 (or None for all candidates); it was {self.top!r}")
         require_non_negative("max_quote_gap_ms", self.max_quote_gap_ms)
