@@ -1,0 +1,211 @@
+"""The hedge planner: the sources' funding/fee examples, exact JSON keys, and the hedge's invariants."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from perphedge.errors import InputError, MarginError
+from perphedge.mechanics.brackets import BracketTable
+from perphedge.mechanics.instruments import ContractKind
+from perphedge.mechanics.liquidation import liquidation_price_linear
+from perphedge.mechanics.plan import JSON_KEYS, STRESS_MOVES, PlanInputs, plan_hedge
+from tests.mechanics.tables import BTCUSDT_2024
+
+COIN_TABLE = BracketTable.single("BTCUSD", 0.004)
+
+
+def linear(**overrides: object) -> PlanInputs:
+    values: dict[str, object] = {
+        "symbol": "BTCUSDT",
+        "spot_qty_base": 1.0,
+        "price_usd": 60_000.0,
+        "table": BTCUSDT_2024,
+    }
+    values.update(overrides)
+    return PlanInputs(**values)  # type: ignore[arg-type]
+
+
+def inverse(**overrides: object) -> PlanInputs:
+    values: dict[str, object] = {
+        "symbol": "BTCUSD",
+        "spot_qty_base": 1.0,
+        "price_usd": 60_000.0,
+        "table": COIN_TABLE,
+        "contract": ContractKind.INVERSE,
+    }
+    values.update(overrides)
+    return PlanInputs(**values)  # type: ignore[arg-type]
+
+
+def test_article_funding_example_3_usd_per_8h_on_30000() -> None:
+    # the article: 0.01 % of $30,000 = $3 per 8 h (10 ETH at 3,000)
+    plan = plan_hedge(
+        linear(
+            symbol="ETHUSDT", spot_qty_base=10, price_usd=3_000, table=BracketTable.single("ETHUSDT", 0.005)
+        )
+    )
+    assert plan.funding_per_interval_usd == pytest.approx(3.0)
+    assert plan.funding_per_day_usd == pytest.approx(9.0)
+
+
+def test_baseline_funding_annualises_to_10_95_and_11_57_percent() -> None:
+    # Binance FAQ 0.03 %/day: simple 10.95 %, compounded 11.57 % (exchange-mechanics.md §8)
+    plan = plan_hedge(linear())
+    assert plan.funding_apr_on_notional == pytest.approx(0.1095)
+    assert plan.funding_apy_on_notional == pytest.approx(0.1157, abs=5e-5)
+    # capital = spot value + collateral (60,000 + 30,000 at the default 2x)
+    assert plan.funding_apr_on_capital == pytest.approx(18.0 * 365 / 90_000)
+
+
+def test_four_hour_interval_doubles_the_apr() -> None:
+    assert plan_hedge(linear(interval_hours=4)).funding_apr_on_notional == pytest.approx(0.219)
+
+
+def test_round_trip_taker_fees_are_0_3_percent_and_take_ten_days_of_baseline_funding() -> None:
+    # DOMAIN.md: both legs opened and closed at taker fees = 0.30 % of notional = thirty 8-hour periods
+    plan = plan_hedge(linear())
+    assert plan.open_fees_usd + plan.close_fees_usd == pytest.approx(0.003 * 60_000)
+    assert plan.breakeven_days == pytest.approx(10.0)
+
+
+def test_negative_funding_has_no_breakeven() -> None:
+    plan = plan_hedge(linear(funding_rate_per_interval=-0.0001))
+    assert plan.funding_per_interval_usd == pytest.approx(-6.0)
+    assert plan.breakeven_days is None
+
+
+def test_json_has_exactly_the_issue_keys_and_stress_rows() -> None:
+    data = plan_hedge(linear()).to_json_dict()
+    assert tuple(data) == JSON_KEYS
+    assert [row["move"] for row in data["stress"]] == list(STRESS_MOVES)
+    assert set(data["stress"][0]) == {
+        "move",
+        "price",
+        "margin_balance_usd",
+        "margin_ratio",
+        "liquidated",
+        "total_value_usd",
+    }
+
+
+def test_linear_plan_uses_the_bracket_and_binance_liquidation_price() -> None:
+    plan = plan_hedge(linear())
+    assert plan.perp_qty == -1.0
+    assert plan.initial_margin_usd == pytest.approx(30_000)
+    assert (plan.mmr, plan.maintenance_amount_usd) == (0.005, 50.0)  # 60k is bracket 2 of the 2024 table
+    assert plan.maintenance_margin_usd == pytest.approx(60_000 * 0.005 - 50)
+    expected = liquidation_price_linear(
+        side=-1, qty_base=1, entry_price=60_000, wallet_balance_usd=30_000, table=BTCUSDT_2024
+    )
+    assert plan.liquidation_price == expected
+    assert plan.liquidation_distance_pct == pytest.approx(expected / 60_000 - 1)
+    assert plan.margin_ratio == pytest.approx(250 / 30_000)
+
+
+def test_stress_liquidation_flags_agree_with_the_liquidation_price() -> None:
+    plan = plan_hedge(linear())
+    assert plan.liquidation_price is not None
+    for point in plan.stress:
+        assert point.liquidated == (point.price >= plan.liquidation_price)
+        if point.liquidated:
+            assert point.margin_balance_usd == 0.0 and point.margin_ratio is None
+
+
+def test_collateral_targets_put_the_liquidation_price_where_asked() -> None:
+    plan = plan_hedge(linear())
+    for target in plan.collateral_targets:
+        again = plan_hedge(linear(collateral=target.collateral))
+        assert again.liquidation_price == pytest.approx(target.liquidation_price, rel=1e-12)
+    assert [t.buffer for t in plan.collateral_targets] == [0.5, 1.0]
+
+
+def test_partial_hedge_keeps_the_unhedged_exposure() -> None:
+    plan = plan_hedge(linear(hedge_ratio=0.5))
+    assert plan.net_exposure_base == pytest.approx(0.5)
+    assert plan.net_exposure_pct == pytest.approx(0.5)
+    assert plan.funding_per_interval_usd == pytest.approx(3.0)
+
+
+def test_hedge_ratio_zero_has_no_position() -> None:
+    plan = plan_hedge(linear(hedge_ratio=0.0))
+    assert plan.liquidation_price is None and plan.margin_ratio is None and plan.mmr is None
+    assert plan.breakeven_days is None and plan.funding_apr_on_notional is None
+    assert not any(p.liquidated for p in plan.stress)
+
+
+@given(
+    spot_qty=st.floats(0.001, 500),
+    price=st.floats(100, 200_000),
+    leverage=st.floats(1, 10),
+    move=st.floats(-0.9, 3.0),
+)
+def test_full_linear_hedge_total_value_is_unchanged_by_moves_that_do_not_liquidate(
+    spot_qty: float, price: float, leverage: float, move: float
+) -> None:
+    inputs = linear(spot_qty_base=spot_qty, price_usd=price, leverage=leverage)
+    plan = plan_hedge(inputs)
+    moved = price * (1 + move)
+    balance = plan.collateral - spot_qty * (moved - price)  # collateral + the short's unrealised PnL
+    lp = plan.liquidation_price
+    if lp is not None and moved >= lp:
+        return
+    total = spot_qty * moved + balance
+    assert total == pytest.approx(spot_qty * price + plan.collateral, rel=1e-12)
+    for point in plan.stress:
+        if not point.liquidated:
+            assert point.total_value_usd == pytest.approx(spot_qty * price + plan.collateral, rel=1e-12)
+
+
+def test_coin_margined_1x_hedge_keeps_its_usd_value_and_cannot_be_liquidated() -> None:
+    # DOMAIN.md: post the coins, short their USD value: constant USD value, no liquidation on a rise
+    plan = plan_hedge(inverse(collateral=1.0))
+    assert plan.perp_qty == -600  # 60,000 USD in 100 USD contracts
+    assert plan.liquidation_price is None
+    for point in plan.stress:
+        assert not point.liquidated
+        assert point.total_value_usd == pytest.approx(60_000, rel=1e-12)
+
+
+def test_inverse_default_collateral_is_notional_over_leverage_and_liquidates_on_a_rise() -> None:
+    plan = plan_hedge(inverse())
+    assert plan.collateral == pytest.approx(0.5)  # 1 BTC of notional at 2x
+    # short 600 × 100 USD with 0.5 BTC: LP = Q·CS·(MMR − 1) / (WB − Q·CS/EP) = 2 × 60,000 × (1 − 0.004)
+    assert plan.liquidation_price == pytest.approx(60_000 * 0.996 / 0.5)
+    assert plan.net_exposure_base == pytest.approx(0.0)
+
+
+def test_inverse_rounds_contracts_down_and_reports_the_residual_exposure() -> None:
+    plan = plan_hedge(inverse(spot_qty_base=0.01234))  # 740.4 USD → 7 contracts
+    assert plan.perp_qty == -7
+    assert plan.net_exposure_base == pytest.approx(0.01234 - 700 / 60_000)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"hedge_ratio": 50}, InputError, "looks like a percent: use 0.5"),
+        ({"hedge_ratio": -0.1}, InputError, "hedge ratio"),
+        ({"spot_qty_base": 0.0}, InputError, "spot quantity .* must be greater than 0"),
+        ({"price_usd": math.nan}, InputError, "price .* must be a finite number"),
+        ({"funding_rate_per_interval": 0.01 * 100}, InputError, "looks like a percent"),
+        ({"fee_spot": 0.1}, InputError, "looks like a percent: use 0.001"),
+        ({"collateral": 10_000.0}, MarginError, "below the initial margin"),
+        ({"leverage": 110.0}, MarginError, "use --leverage 100 or less"),
+    ],
+)
+def test_bad_inputs_are_refused_with_what_to_do(
+    overrides: dict[str, object], error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        plan_hedge(linear(**overrides))
+
+
+def test_inverse_bad_inputs() -> None:
+    with pytest.raises(InputError, match="only 1.0 are held"):
+        plan_hedge(inverse(collateral=2.0))
+    with pytest.raises(InputError, match="smaller than one 100 USD contract"):
+        plan_hedge(inverse(spot_qty_base=0.001))
