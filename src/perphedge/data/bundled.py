@@ -370,7 +370,9 @@ def _build_hedge_set(
     if timeframe != "1h" and not np.array_equal(expected, ts):
         raise DataError(f"{symbol} {timeframe}: the bars are not a gap-free {timeframe} grid", where=symbol)
 
-    keep = (settle_all > first_bar) & (settle_all <= last_bar + tf_ms)
+    # compare on the hour: fundingTime carries ms jitter (16:00:00.001 settles the bar ending 16:00)
+    settle_hour_all = np.rint(settle_all / MS_PER_HOUR).astype(np.int64) * MS_PER_HOUR
+    keep = (settle_hour_all > first_bar) & (settle_hour_all <= last_bar + tf_ms)
     settle = settle_all[keep]
     interval = interval_all[keep]
     rates = funding_all["rate_per_interval"].to_numpy(float)[keep]

@@ -24,19 +24,22 @@ TimeBound = str | datetime | pd.Timestamp | None
 
 
 def default_data_dir() -> Path:
-    """Return the data directory used when none is given (the download cache's default)."""
-    from perphedge.data import cache  # the cache module owns the default (and its env override)
+    """Return the data directory used when none is given: the download cache's default.
 
+    Before the download cache module exists in a build, the platform's user cache dir
+    (``platformdirs.user_cache_dir("perphedge")``) is used.
+    """
+    try:
+        from perphedge.data import cache  # the cache module owns the default (and its env override)
+    except ImportError:
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("perphedge"))
     return cache.default_data_dir()
 
 
-def _resolve_data_dir(data_dir: Path | None) -> Path | None:
-    if data_dir is not None:
-        return Path(data_dir)
-    try:
-        return default_data_dir()
-    except ImportError:  # the download cache is not installed in this build: only bundled data
-        return None
+def _resolve_data_dir(data_dir: Path | None) -> Path:
+    return Path(data_dir) if data_dir is not None else default_data_dir()
 
 
 def to_utc_timestamp(bound: TimeBound, name: str) -> pd.Timestamp | None:
@@ -104,14 +107,14 @@ def load_market(
             bundled.load_bundled(symbol, timeframe)  # raises the precise error
         tried.append("bundled")
     resolved_dir = _resolve_data_dir(data_dir)
-    if source in ("auto", "import") and resolved_dir is not None:
+    if source in ("auto", "import"):
         from perphedge.data import importers
 
         market = importers.load_imported(exchange, symbol, timeframe, resolved_dir)
         if market is not None:
             return _window(market, start, end)
         tried.append(f"import ({resolved_dir / 'import'})")
-    if source in ("auto", "cache") and resolved_dir is not None:
+    if source in ("auto", "cache"):
         try:
             from perphedge.data import cache
         except ImportError:
@@ -135,8 +138,6 @@ def list_datasets(data_dir: Path | None = None) -> list[DatasetInfo]:
     """Return every data set that can be loaded offline: bundled, imported and cached."""
     out = list(bundled.list_bundled())
     resolved_dir = _resolve_data_dir(data_dir)
-    if resolved_dir is None:
-        return out
     from perphedge.data import importers
 
     out.extend(importers.list_imported(resolved_dir))

@@ -16,7 +16,11 @@ import pandas as pd
 
 from perphedge.data.schema import BAR_COLUMNS, FUNDING_COLUMNS, MarketData
 from perphedge.errors import DataError
-from perphedge.mechanics.funding import STANDARD_INTERVALS_HOURS, infer_interval_hours
+from perphedge.mechanics.funding import (
+    SETTLEMENT_JITTER_TOLERANCE_MS,
+    STANDARD_INTERVALS_HOURS,
+    infer_interval_hours,
+)
 
 PERCENT_LOOKING_RATE = 0.05
 """|rate| above this per interval looks like a percent (5 % per settlement is beyond every cap we know
@@ -208,13 +212,14 @@ def _check_funding(market: MarketData, errors: list[str], warnings: list[str]) -
     if not bars.empty and isinstance(bars.index, pd.DatetimeIndex) and bars.index.tz is not None:
         first_open = bars.index[0]
         last_close = bars.index[-1] + pd.Timedelta(milliseconds=market.timeframe_ms)
-        outside = (index <= first_open) | (index > last_close)
+        jitter = pd.Timedelta(milliseconds=SETTLEMENT_JITTER_TOLERANCE_MS)  # fundingTime's ms jitter
+        outside = (index <= first_open + jitter) | (index > last_close + jitter)
         if outside.any():
             warnings.append(
                 f"funding: {int(outside.sum())} settlement(s) fall outside the bars "
                 f"({first_open.isoformat()} … {last_close.isoformat()}), e.g. {_stamps(index, outside)}"
             )
-        if index[-1] < last_close - pd.Timedelta(hours=float(intervals[-1]) if not odd.any() else 8.0):
+        if index[-1] + jitter < last_close:
             warnings.append(
                 f"funding: the last settlement is {index[-1].isoformat()} but the bars run to {last_close.isoformat()}; "
                 "bars after it carry no funding"
