@@ -1,3 +1,507 @@
-"""perphedge CLI module (being built)."""
+"""``perphedge backtest`` and ``perphedge compare``: run hedging strategies on real history, show and report.
 
-from perphedge.cli.app import app  # noqa: F401
+``backtest`` runs one strategy; ``compare`` runs full, partial, both dynamic variants and unhedged spot
+on the same data. Both print a table (or ``--json``) and can write a self-contained HTML report.
+Heavy modules (pandas, plotly, the engine) are imported inside the commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from perphedge.cli.app import app
+from perphedge.errors import InputError
+
+if TYPE_CHECKING:
+    from perphedge.data.schema import MarketData
+    from perphedge.engine.config import BacktestConfig
+    from perphedge.engine.results import BacktestResult
+
+TIMEFRAMES: tuple[str, ...] = ("8h", "1h")
+COMPARE_PARTIAL_RATIO = 0.5
+
+# --- options shared by both commands (typer reads them from the annotations) ---------------------------
+
+Symbol = Annotated[
+    str,
+    typer.Option("--symbol", "-s", help="Exchange symbol of the bundled or downloaded data, e.g. BTCUSDT."),
+]
+Exchange = Annotated[str, typer.Option("--exchange", help="Exchange of the data (bundled data is binance).")]
+Start = Annotated[
+    str | None,
+    typer.Option("--start", help="First bar to use, ISO date/time in UTC (2021-01-01 or 2021-01-01T08:00Z)."),
+]
+End = Annotated[
+    str | None, typer.Option("--end", help="Stop before this time, ISO date/time in UTC (exclusive).")
+]
+Timeframe = Annotated[
+    str, typer.Option("--timeframe", help="Bar length: 8h or 1h (1h is bundled for BTC, ETH, SOL).")
+]
+Capital = Annotated[
+    float,
+    typer.Option(
+        "--capital",
+        help="Starting capital in USD(T): spot gets capital × L/(1+L), the futures collateral the rest.",
+    ),
+]
+Leverage = Annotated[
+    float, typer.Option("--leverage", help="Leverage L of the perp leg (initial margin = notional / L).")
+]
+MarginMode = Annotated[str, typer.Option("--margin-mode", help="Perp margin mode: isolated or cross.")]
+Contract = Annotated[
+    str,
+    typer.Option(
+        "--contract", help="Perp type: linear (USDⓈ-M, USDT margin) or inverse (COIN-M, coins as collateral)."
+    ),
+]
+ContractSize = Annotated[
+    float | None,
+    typer.Option(
+        "--contract-size", help="Inverse contract size in USD (default 100 for BTC, 10 for others)."
+    ),
+]
+SpotQty = Annotated[
+    float | None,
+    typer.Option(
+        "--spot-qty", help="Start from this many coins instead of --capital (give --collateral too)."
+    ),
+]
+Collateral = Annotated[
+    float | None,
+    typer.Option(
+        "--collateral", help="Futures collateral with --spot-qty: USD for linear, coins for inverse."
+    ),
+]
+FeeSpot = Annotated[
+    float, typer.Option("--fee-spot", help="Spot fee per side, a fraction (0.001 = 0.10 %, Binance base).")
+]
+FeePerp = Annotated[
+    float,
+    typer.Option("--fee-perp", help="Perp fee per side, a fraction (0.0005 = 0.05 %, Binance base taker)."),
+]
+SlippageBps = Annotated[
+    float, typer.Option("--slippage-bps", help="Slippage per fill in basis points (1 bp = 0.01 %).")
+]
+CollateralPolicy = Annotated[
+    str,
+    typer.Option(
+        "--collateral-policy",
+        help="When the margin ratio passes the trigger: none, reserve (top up from --reserve-usd) or "
+        "sell_spot (sell spot and shrink the short alike, staying neutral).",
+    ),
+]
+ReserveUsd = Annotated[
+    float, typer.Option("--reserve-usd", help="USD kept aside to top up margin (policy reserve).")
+]
+BorrowRate = Annotated[
+    float,
+    typer.Option(
+        "--borrow-rate-per-day", help="Margin-borrow interest for reverse carry, a fraction per day."
+    ),
+]
+JsonOutput = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON (stable keys) instead of tables.")
+]
+Report = Annotated[
+    Path | None,
+    typer.Option(
+        "--report", help="Write a self-contained HTML report (works offline) to this file.", dir_okay=False
+    ),
+]
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+
+@app.command("backtest")
+def backtest(
+    symbol: Symbol,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="full | partial | dynamic-article | dynamic-neutral.")
+    ] = "full",
+    ratio: Annotated[
+        float | None, typer.Option("--ratio", help="partial: hedged fraction of the spot (0.5 = half).")
+    ] = None,
+    signal: Annotated[
+        str | None,
+        typer.Option(
+            "--signal",
+            help="dynamic-*: funding signal: latest, mean or ema of the last --window settlements.",
+        ),
+    ] = None,
+    window: Annotated[
+        int | None, typer.Option("--window", help="dynamic-*: settlements in the funding signal.")
+    ] = None,
+    enter_apr: Annotated[
+        float | None,
+        typer.Option(
+            "--enter-apr", help="dynamic-neutral: carry when the signal's APR rises above this (0.05 = 5 %)."
+        ),
+    ] = None,
+    exit_apr: Annotated[
+        float | None,
+        typer.Option(
+            "--exit-apr", help="dynamic-neutral: leave the carry when the signal's APR falls below this."
+        ),
+    ] = None,
+    negative_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--negative-mode",
+            help="dynamic-neutral: when funding is unfavourable, unhedge or reverse (short spot via borrow, long perp).",
+        ),
+    ] = None,
+    horizon_days: Annotated[
+        float | None,
+        typer.Option(
+            "--horizon-days",
+            help="dynamic-neutral: switch only if the expected carry over this many days beats the round-trip cost.",
+        ),
+    ] = None,
+    roc_window: Annotated[
+        int | None, typer.Option("--roc-window", help="dynamic-*: bars in the price Rate of Change gate.")
+    ] = None,
+    roc_gate: Annotated[
+        float | None,
+        typer.Option(
+            "--roc-gate", help="dynamic-*: Rate of Change threshold of the gate, a fraction (0.05 = 5 %)."
+        ),
+    ] = None,
+    start: Start = None,
+    end: End = None,
+    timeframe: Timeframe = "8h",
+    exchange: Exchange = "binance",
+    capital: Capital = 10_000.0,
+    leverage: Leverage = 2.0,
+    margin_mode: MarginMode = "isolated",
+    contract: Contract = "linear",
+    contract_size: ContractSize = None,
+    spot_qty: SpotQty = None,
+    collateral: Collateral = None,
+    fee_spot: FeeSpot = 0.001,
+    fee_perp: FeePerp = 0.0005,
+    slippage_bps: SlippageBps = 0.0,
+    collateral_policy: CollateralPolicy = "none",
+    reserve_usd: ReserveUsd = 0.0,
+    borrow_rate_per_day: BorrowRate = 0.0001,
+    json_output: JsonOutput = False,
+    report: Report = None,
+) -> None:
+    """Backtest one hedging strategy on real history: returns, risk, and every USD attributed.
+
+    Money is in USD(T); fees, rates and returns are fractions. Exit code 2 on bad input.
+    """
+    from perphedge.engine.loop import run_backtest
+    from perphedge.report.metrics import calc_summary
+    from perphedge.strategies.registry import build_strategy, strategy_options
+
+    config = _config(
+        start=start,
+        end=end,
+        capital=capital,
+        leverage=leverage,
+        margin_mode=margin_mode,
+        contract=contract,
+        contract_size=contract_size,
+        spot_qty=spot_qty,
+        collateral=collateral,
+        fee_spot=fee_spot,
+        fee_perp=fee_perp,
+        slippage_bps=slippage_bps,
+        collateral_policy=collateral_policy,
+        reserve_usd=reserve_usd,
+        borrow_rate_per_day=borrow_rate_per_day,
+    )
+    options: dict[str, Any] = {
+        "ratio": ratio,
+        "signal": signal,
+        "window": window,
+        "enter_apr": enter_apr,
+        "exit_apr": exit_apr,
+        "negative_mode": negative_mode,
+        "horizon_days": horizon_days,
+        "roc_window": roc_window,
+        "roc_gate": roc_gate,
+    }
+    options.update(_cost_options(strategy_options(strategy), config))
+    built = build_strategy(strategy, **options)
+    market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config)
+    with _Progress(
+        json_output, f"backtesting {strategy} on {market.symbol} {market.timeframe}", total=1
+    ) as step:
+        result = run_backtest(market, built, config)
+        step()
+    summary = calc_summary(result)
+    report_path = _write_report([result], market, report, compare=False) if report else None
+    if json_output:
+        payload = {
+            **summary,
+            "report": None if report_path is None else str(report_path),
+            "settings": result.settings,
+        }
+        typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+        return
+    _print_summary(summary, result)
+    if report_path is not None:
+        _console().print(f"report written to [bold]{report_path}[/bold]")
+
+
+@app.command("compare")
+def compare(
+    symbol: Symbol,
+    ratio: Annotated[
+        float, typer.Option("--ratio", help="Hedged fraction of the partial hedge.")
+    ] = COMPARE_PARTIAL_RATIO,
+    start: Start = None,
+    end: End = None,
+    timeframe: Timeframe = "8h",
+    exchange: Exchange = "binance",
+    capital: Capital = 10_000.0,
+    leverage: Leverage = 2.0,
+    margin_mode: MarginMode = "isolated",
+    contract: Contract = "linear",
+    contract_size: ContractSize = None,
+    spot_qty: SpotQty = None,
+    collateral: Collateral = None,
+    fee_spot: FeeSpot = 0.001,
+    fee_perp: FeePerp = 0.0005,
+    slippage_bps: SlippageBps = 0.0,
+    collateral_policy: CollateralPolicy = "none",
+    reserve_usd: ReserveUsd = 0.0,
+    borrow_rate_per_day: BorrowRate = 0.0001,
+    json_output: JsonOutput = False,
+    report: Report = None,
+) -> None:
+    """Compare the hedges side by side on the same data: full, partial, dynamic (article and neutral), spot.
+
+    Runs full, partial (--ratio), dynamic-article (its real exposure: up to 200 % long), dynamic-neutral
+    in both negative modes (unhedge, reverse carry) and unhedged spot buy-and-hold; one table, one report.
+    """
+    from perphedge.report.metrics import calc_summary
+
+    config = _config(
+        start=start,
+        end=end,
+        capital=capital,
+        leverage=leverage,
+        margin_mode=margin_mode,
+        contract=contract,
+        contract_size=contract_size,
+        spot_qty=spot_qty,
+        collateral=collateral,
+        fee_spot=fee_spot,
+        fee_perp=fee_perp,
+        slippage_bps=slippage_bps,
+        collateral_policy=collateral_policy,
+        reserve_usd=reserve_usd,
+        borrow_rate_per_day=borrow_rate_per_day,
+    )
+    market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config)
+    results = run_comparison(market, config, ratio=ratio, show_progress=not json_output)
+    summaries = [calc_summary(r) for r in results]
+    report_path = _write_report(results, market, report, compare=True) if report else None
+    if json_output:
+        payload = {
+            "symbol": market.symbol,
+            "exchange": market.exchange,
+            "timeframe": market.timeframe,
+            "strategies": summaries,
+            "report": None if report_path is None else str(report_path),
+            "settings": config.to_settings(),
+        }
+        typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+        return
+    _print_compare(summaries, market)
+    if report_path is not None:
+        _console().print(f"report written to [bold]{report_path}[/bold]")
+
+
+def run_comparison(
+    market: MarketData,
+    config: BacktestConfig,
+    *,
+    ratio: float = COMPARE_PARTIAL_RATIO,
+    show_progress: bool = False,
+) -> list[BacktestResult]:
+    """Run the compared strategies and the spot benchmark on ``market``; results named for display."""
+    import dataclasses
+
+    from perphedge.engine.loop import run_backtest, run_buy_and_hold
+    from perphedge.report.html import BENCHMARK_NAME
+    from perphedge.strategies.registry import build_strategy, strategy_options
+
+    runs: list[tuple[str, str, dict[str, Any]]] = [
+        ("full", "full", {}),
+        (f"partial {ratio:g}", "partial", {"ratio": ratio}),
+        ("dynamic-article", "dynamic-article", {}),
+        ("dynamic-neutral (unhedge)", "dynamic-neutral", {"negative_mode": "unhedge"}),
+        ("dynamic-neutral (reverse)", "dynamic-neutral", {"negative_mode": "reverse"}),
+    ]
+    strategies = [
+        (label, build_strategy(name, **options, **_cost_options(strategy_options(name), config)))
+        for label, name, options in runs
+    ]
+    results: list[BacktestResult] = []
+    with _Progress(
+        not show_progress, f"comparing on {market.symbol} {market.timeframe}", total=len(runs) + 1
+    ) as step:
+        for label, strategy in strategies:
+            results.append(dataclasses.replace(run_backtest(market, strategy, config), strategy=label))
+            step()
+        results.append(dataclasses.replace(run_buy_and_hold(market, config), strategy=BENCHMARK_NAME))
+        step()
+    return results
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _config(*, start: str | None, end: str | None, capital: float, **kwargs: Any) -> BacktestConfig:
+    import pandas as pd
+
+    from perphedge.engine.config import BacktestConfig
+    from perphedge.units import parse_utc
+
+    start_ts = pd.Timestamp(parse_utc(start)) if start else None
+    end_ts = pd.Timestamp(parse_utc(end)) if end else None
+    if start_ts is not None and end_ts is not None and start_ts >= end_ts:
+        raise InputError(f"--start must be before --end; they were {start} and {end}")
+    return BacktestConfig(
+        capital_usd=capital,
+        leverage=kwargs["leverage"],
+        spot_qty_base=kwargs["spot_qty"],
+        collateral=kwargs["collateral"],
+        margin_mode=kwargs["margin_mode"],
+        contract=kwargs["contract"],
+        contract_size_usd=kwargs["contract_size"],
+        fee_spot=kwargs["fee_spot"],
+        fee_perp=kwargs["fee_perp"],
+        slippage_bps=kwargs["slippage_bps"],
+        collateral_policy=kwargs["collateral_policy"],
+        reserve_usd=kwargs["reserve_usd"],
+        borrow_rate_per_day=kwargs["borrow_rate_per_day"],
+        start=start_ts,
+        end=end_ts,
+    )
+
+
+def _cost_options(accepted: tuple[str, ...], config: BacktestConfig) -> dict[str, Any]:
+    # The fee-aware rule of a strategy prices a switch with the run's own costs.
+    costs = {
+        "fee_spot": config.fee_spot,
+        "fee_perp": config.fee_perp,
+        "slippage_bps": config.slippage_bps,
+        "borrow_rate_per_day": config.borrow_rate_per_day,
+    }
+    return {key: value for key, value in costs.items() if key in accepted}
+
+
+def _load(symbol: str, *, timeframe: str, exchange: str, config: BacktestConfig) -> MarketData:
+    from perphedge.data.catalog import load_market
+
+    if timeframe not in TIMEFRAMES:
+        raise InputError(f"--timeframe must be one of {', '.join(TIMEFRAMES)}; it was {timeframe!r}")
+    market = load_market(symbol, timeframe=timeframe, exchange=exchange, start=config.start, end=config.end)
+    if len(market.bars) < 2:
+        raise InputError(
+            f"{market.symbol} {timeframe} has {len(market.bars)} bar(s) between --start and --end; "
+            "widen the window (perphedge data list shows what each data set covers)"
+        )
+    return market
+
+
+def _write_report(results: list[BacktestResult], market: MarketData, path: Path, *, compare: bool) -> Path:
+    from perphedge.report.html import render_backtest_report, render_compare_report
+
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--report must name an .html file; it was {str(path)!r}")
+    text = (
+        render_compare_report(results, market=market)
+        if compare
+        else render_backtest_report(results[0], market=market)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path.resolve()
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+class _Progress:
+    """A rich progress bar on stderr (silent when ``quiet``); ``step()`` advances it by one."""
+
+    def __init__(self, quiet: bool, description: str, *, total: int) -> None:
+        self._quiet = quiet
+        self._description = description
+        self._total = total
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if self._quiet or not sys.stderr.isatty():
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_console(stderr=True),
+            transient=True,
+        )
+        self._bar.__enter__()
+        task = self._bar.add_task(self._description, total=self._total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def _print_summary(summary: dict[str, Any], result: BacktestResult) -> None:
+    from rich.table import Table
+
+    from perphedge.report.tables import to_summary_rows
+
+    console = _console()
+    table = Table(title=f"{result.symbol} {result.timeframe} · {result.strategy}", show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for label, value in to_summary_rows(summary):
+        table.add_row(label, value)
+    console.print(table)
+    if result.liquidations:
+        console.print(
+            f"[bold red]{result.liquidations} liquidation(s)[/bold red]: the report lists each event."
+        )
+
+
+def _print_compare(summaries: list[dict[str, Any]], market: MarketData) -> None:
+    from rich.table import Table
+
+    from perphedge.report.tables import COMPARE_KEYS, to_metric_rows
+
+    console = _console()
+    headers, rows = to_metric_rows(summaries, COMPARE_KEYS)
+    table = Table(
+        title=f"{market.symbol} {market.timeframe}, {summaries[0]['start'][:10]} to {summaries[0]['end'][:10]}"
+    )
+    table.add_column(headers[0])
+    for header in headers[1:]:
+        table.add_column(header, justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        "Returns in USD; Sharpe with risk-free 0; net exposure of dynamic-article reaches 200 % long when funding "
+        "is negative (it is not neutral)."
+    )

@@ -92,7 +92,10 @@ def render_backtest_report(
     sections = [
         _meta(result, [summary]),
         _section("Headline figures", _kv_table(to_summary_rows(summary)), note=_summary_note()),
-        _figure_section("Equity against spot buy-and-hold", _equity_figure([result], include_benchmark=True)),
+        _figure_section(
+            "Equity against spot buy-and-hold",
+            _equity_figure([result], include_benchmark=result.strategy != BENCHMARK_NAME),
+        ),
         _figure_section("Drawdown", _drawdown_figure([result])),
         _figure_section(
             "Where the money came from",
@@ -104,7 +107,7 @@ def render_backtest_report(
             "Basis (perp − spot) / spot", _basis_figure(result), note="Positive: the perp traded above spot."
         ),
         _figure_section("Exposure", _exposure_figure([result], show_hedge_ratio=True), note=_exposure_note()),
-        _figure_section("Margin and liquidation", _margin_figure([result]), note=_margin_note()),
+        _margin_section([result]),
         _section(
             "Per year", _table(*to_per_year_table(calc_per_year(to_equity_curve(result), result.ledger)))
         ),
@@ -151,7 +154,7 @@ def render_compare_report(
         _figure_section(
             "Net exposure", _exposure_figure(results, show_hedge_ratio=False), note=_exposure_note()
         ),
-        _figure_section("Margin and liquidation", _margin_figure(results), note=_margin_note()),
+        _margin_section(results),
     ]
     for result in results:
         per_year = calc_per_year(to_equity_curve(result), result.ledger)
@@ -276,12 +279,36 @@ def _attribution_bars(results: Sequence[BacktestResult]) -> go.Figure:
     return fig
 
 
+def negative_funding_periods(funding: pd.DataFrame) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Return the ``(start, end)`` UTC spans during which the settled funding was negative.
+
+    A settlement at ``S`` pays for the time since the previous settlement (the first one for its own
+    interval ``h`` before ``S``); consecutive negative settlements merge into one span. These are the
+    shaded bands of the funding chart.
+    """
+    if len(funding) == 0:
+        return []
+    negative = funding["rate_per_interval"].to_numpy(dtype=float) < 0
+    settle = funding.index
+    first_start = settle[0] - pd.Timedelta(hours=float(funding["interval_hours"].iloc[0]))
+    accrual_start = settle[:-1].insert(0, first_start)
+    periods: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    run_start: pd.Timestamp | None = None
+    for i, is_negative in enumerate(negative):
+        if is_negative and run_start is None:
+            run_start = accrual_start[i]
+        if run_start is not None and (not is_negative or i == len(negative) - 1):
+            periods.append((run_start, settle[i] if is_negative else settle[i - 1]))
+            run_start = None
+    return periods
+
+
 def _funding_figure(market: MarketData, results: Sequence[BacktestResult]) -> go.Figure:
     funding = market.funding
     if len(results) and len(results[0].timeseries):
         ts = results[0].timeseries.index
         funding = funding[(funding.index >= ts[0] - pd.Timedelta(days=1)) & (funding.index <= ts[-1])]
-    apr = pd.Series(
+    apr_all = pd.Series(
         np.asarray(
             annualize_simple(
                 funding["rate_per_interval"].to_numpy(float), funding["interval_hours"].to_numpy(float)
@@ -289,24 +316,25 @@ def _funding_figure(market: MarketData, results: Sequence[BacktestResult]) -> go
         ),
         index=funding.index,
     )
-    apr = _thin(apr)
-    x = _x(apr.index)
+    apr = _thin(apr_all)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.55, 0.45])
     fig.add_trace(
         go.Scatter(
-            x=x,
-            y=np.minimum(apr.to_numpy(), 0.0),
-            name="negative funding (shorts pay)",
-            fill="tozeroy",
-            line={"color": "rgba(214,39,40,0.9)", "width": 0.5},
-            fillcolor="rgba(214,39,40,0.35)",
+            x=_x(apr.index),
+            y=apr.to_numpy(),
+            name="settled rate, simple APR",
+            line={"color": "#1f77b4", "width": 1},
         ),
         row=1,
         col=1,
     )
-    fig.add_trace(
+    fig.add_trace(  # a legend entry for the shaded bands (shapes have none)
         go.Scatter(
-            x=x, y=apr.to_numpy(), name="settled rate, simple APR", line={"color": "#1f77b4", "width": 1}
+            x=[None],
+            y=[None],
+            mode="markers",
+            marker={"symbol": "square", "size": 12, "color": "rgba(214,39,40,0.35)"},
+            name="negative funding: the short pays",
         ),
         row=1,
         col=1,
@@ -324,6 +352,23 @@ def _funding_figure(market: MarketData, results: Sequence[BacktestResult]) -> go
             row=2,
             col=1,
         )
+    shapes = [
+        {
+            "type": "rect",
+            "xref": xref,
+            "yref": f"{yref} domain",
+            "x0": start.tz_convert("UTC").tz_localize(None),
+            "x1": end.tz_convert("UTC").tz_localize(None),
+            "y0": 0,
+            "y1": 1,
+            "fillcolor": "rgba(214,39,40,0.22)",
+            "line": {"width": 0},
+            "layer": "below",
+        }
+        for start, end in negative_funding_periods(funding)
+        for xref, yref in (("x", "y"), ("x2", "y2"))
+    ]
+    fig.update_layout(shapes=shapes)
     fig = _layout(fig, height=560)
     fig.update_yaxes(title_text="funding APR", tickformat=".0%", row=1, col=1)
     fig.update_yaxes(title_text="cumulative funding (USD)", tickformat="$,.0f", row=2, col=1)
@@ -464,6 +509,18 @@ def _section(title: str, body: str, *, note: str | None = None) -> str:
 def _figure_section(title: str, fig: go.Figure, *, note: str | None = None) -> str:
     div = pio.to_html(fig, include_plotlyjs=False, full_html=False, config=_PLOT_CONFIG)
     return _section(title, f'<div class="chart">{div}</div>', note=note)
+
+
+def _margin_section(results: Sequence[BacktestResult]) -> str:
+    title = "Margin and liquidation"
+    has_margin = any(
+        r.strategy != BENCHMARK_NAME
+        and bool(np.isfinite(r.timeseries["margin_ratio"].to_numpy(dtype=float)).any())
+        for r in results
+    )
+    if not has_margin:
+        return _section(title, '<p class="note">No perp position was held: there is no margin to show.</p>')
+    return _figure_section(title, _margin_figure(results), note=_margin_note())
 
 
 def _funding_section(market: MarketData | None, results: Sequence[BacktestResult]) -> str:

@@ -126,6 +126,22 @@ def to_compare_table(summaries: Sequence[dict[str, Any]]) -> tuple[list[str], li
     return headers, rows
 
 
+def to_metric_rows(
+    summaries: Sequence[dict[str, Any]], keys: Sequence[str] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Return the compare table transposed: one row per figure, one column per strategy.
+
+    ``keys`` picks the figures (default: every summary row); this shape fits a terminal.
+    """
+    columns = SUMMARY_COLUMNS if keys is None else tuple(_COLUMN_BY_KEY[key] for key in keys)
+    headers = ["Figure"] + [str(summary["strategy"]) for summary in summaries]
+    rows = [
+        [column.header] + [format_value(s.get(column.key), column.kind) for s in summaries]
+        for column in columns
+    ]
+    return headers, rows
+
+
 def to_per_year_table(per_year: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Return the headers and formatted rows of a :func:`~perphedge.report.metrics.calc_per_year` table."""
     columns = [column for column in PER_YEAR_COLUMNS if column.key in per_year.columns]
