@@ -591,6 +591,7 @@ def _simulate(
                 trades += 1
             if pend_perp != 0.0:
                 f = execute(pend_perp, po[i], fee_rate=fee_perp, slippage_bps=slip)
+                qty_before = perp_qty
                 position = apply_perp_fill(perp_qty, entry, pend_perp, po[i])
                 wallet += position.realized_pnl_usd - f.slippage_usd - f.fee_usd
                 perp_qty, entry = position.qty_base, position.entry_price_usd
@@ -617,17 +618,24 @@ def _simulate(
                     )
                 trades += 1
                 lp_dirty = True
-                if perp_qty != 0.0:
-                    initial_margin = abs(perp_qty) * po[i] / leverage
-                    balance = wallet + perp_qty * (po[i] - entry)
-                    if initial_margin > balance * (1.0 + 1e-9):
+                if perp_qty != 0.0 and abs(perp_qty) > abs(qty_before):
+                    # an increase needs its initial margin from the available balance (Binance: IM = notional / L)
+                    added_margin = (
+                        (abs(perp_qty) - abs(qty_before) if perp_qty * qty_before > 0 else abs(perp_qty))
+                        * po[i]
+                        / leverage
+                    )
+                    kept_margin = abs(qty_before) * po[i] / leverage if perp_qty * qty_before > 0 else 0.0
+                    available = wallet + perp_qty * (po[i] - entry) - kept_margin
+                    if added_margin > available * (1.0 + 1e-9):
                         events.append(
                             BacktestEvent(
                                 ts=ts_of(bar_open_ms),
                                 kind="margin_call",
                                 detail=(
-                                    f"initial margin {initial_margin:,.2f} USD at {leverage:g}x exceeds the margin balance "
-                                    f"{balance:,.2f} USD after the fill; the position was opened anyway"
+                                    f"the order needed {added_margin:,.2f} USD initial margin at {leverage:g}x but only "
+                                    f"{available:,.2f} USD was available; it was filled anyway (the engine does not "
+                                    "refuse orders): add collateral or lower the leverage"
                                 ),
                             )
                         )
@@ -796,21 +804,6 @@ def _simulate(
                                 f"shrink both legs to {keep:.2%} and move the spot sale into the futures wallet",
                             )
                         )
-            if not frozen and config.withdraw_excess and not holdings_changed:
-                initial_margin = notional / leverage
-                excess = min(balance - initial_margin, wallet)
-                if excess > WITHDRAW_MIN_FRACTION_OF_IM * initial_margin:
-                    wallet -= excess
-                    cash += excess
-                    balance -= excess
-                    margin_ratio = maintenance / balance
-                    ledger.add(
-                        close_ms, "transfer", "perp", "transfer", -excess, note="withdraw excess margin"
-                    )
-                    ledger.add(
-                        close_ms, "transfer", "spot", "transfer", excess, note="withdraw excess margin"
-                    )
-                    lp_dirty = True
             if (
                 not frozen
                 and config.reinvest_funding
@@ -826,6 +819,22 @@ def _simulate(
                     holdings_changed = True
                     ledger.add(close_ms, "transfer", "perp", "transfer", -amount, note="reinvest funding")
                     ledger.add(close_ms, "transfer", "spot", "transfer", amount, note="reinvest funding")
+                    balance -= amount
+                    lp_dirty = True
+            if not frozen and config.withdraw_excess and not holdings_changed:
+                initial_margin = notional / leverage
+                excess = min(balance - initial_margin, wallet)
+                if excess > WITHDRAW_MIN_FRACTION_OF_IM * initial_margin:
+                    wallet -= excess
+                    cash += excess
+                    balance -= excess
+                    margin_ratio = maintenance / balance
+                    ledger.add(
+                        close_ms, "transfer", "perp", "transfer", -excess, note="withdraw excess margin"
+                    )
+                    ledger.add(
+                        close_ms, "transfer", "spot", "transfer", excess, note="withdraw excess margin"
+                    )
                     lp_dirty = True
 
         if not frozen and w + 1 < n_win:

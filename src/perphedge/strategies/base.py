@@ -103,6 +103,12 @@ class StrategyMemory:
         return StrategyMemory(values=tuple(sorted(merged.items())))
 
 
+# Optional attribute of a strategy, read with ``getattr(strategy, "decides_on", "bar")`` by runners that
+# want to skip needless calls: "start" (the target never changes), "settlement" (only a newly known
+# funding settlement can change it), "bar" (ask at every bar close; the default).
+DECIDES_ON_VALUES: tuple[str, ...] = ("start", "settlement", "bar")
+
+
 @runtime_checkable
 class Strategy(Protocol):
     """Anything that turns (view, state, memory) into a target hedge, deterministically."""

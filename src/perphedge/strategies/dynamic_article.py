@@ -37,6 +37,11 @@ class DynamicArticle:
         validate_signal_options(self.signal, self.window)
         validate_roc_options(self.roc_window, self.roc_gate)
 
+    @property
+    def decides_on(self) -> str:
+        """Return when new information can change the decision: every bar with the ROC gate, else settlements."""
+        return "bar" if self.roc_window is not None else "settlement"
+
     def initial_memory(self) -> StrategyMemory:
         """Return the memory before any settlement: no EMA yet."""
         return StrategyMemory()

@@ -121,6 +121,11 @@ class DynamicNeutral:
         """Return the borrow cost of reverse carry as a simple APR (``rate_per_day × 365``)."""
         return self.borrow_rate_per_day * DAYS_PER_YEAR
 
+    @property
+    def decides_on(self) -> str:
+        """Return when new information can change the decision: every bar with the ROC gate, else settlements."""
+        return "bar" if self.roc_window is not None else "settlement"
+
     def initial_memory(self) -> StrategyMemory:
         """Return the memory before the first decision: no mode, no EMA."""
         return StrategyMemory()

@@ -20,6 +20,11 @@ class FullHedge:
 
     name: str = "full"
 
+    @property
+    def decides_on(self) -> str:
+        """Return ``"start"``: the target never changes, so runners may ask only once."""
+        return "start"
+
     def initial_memory(self) -> StrategyMemory:
         """Return the empty memory: a full hedge remembers nothing."""
         return StrategyMemory()

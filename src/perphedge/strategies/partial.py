@@ -29,6 +29,11 @@ class PartialHedge:
                 f"ratio must be a fraction between 0 and 1; it was {ratio!r}{hint}", key_path="ratio"
             )
 
+    @property
+    def decides_on(self) -> str:
+        """Return ``"start"``: the target never changes, so runners may ask only once."""
+        return "start"
+
     def initial_memory(self) -> StrategyMemory:
         """Return the empty memory: a partial hedge remembers nothing."""
         return StrategyMemory()
