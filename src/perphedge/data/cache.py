@@ -238,7 +238,8 @@ def _market_dirs(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def _utc_index(ts_ms: np.ndarray) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(pd.to_datetime(ts_ms, unit="ms", utc=True), name="ts")
+    # millisecond resolution, like the bundled data (perphedge.data.bundled), so frames compare equal
+    return pd.DatetimeIndex(np.asarray(ts_ms, dtype=np.int64).astype("datetime64[ms]"), name="ts").tz_localize("UTC")
 
 
 def list_cached(data_dir: Path | None = None) -> list[DatasetInfo]:

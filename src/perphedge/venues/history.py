@@ -286,7 +286,7 @@ def fetch_ohlcv_history(
     extra: dict[str, Any] = {"price": "mark"} if price == "mark" else {}
     return _paginate(
         exchange,
-        dataset=f"{symbol} {'mark' if price == 'mark' else 'last'} {timeframe} bars",
+        dataset=f"{symbol} {_bar_kind(exchange, symbol, price)} {timeframe} bars",
         plan=plan or ohlcv_paging_plan(exchange.id),
         call_page=lambda since, limit, params: exchange.fetch_ohlcv(symbol, timeframe, since, limit, {**extra, **params}),
         timestamp_of=lambda row: row[0],
@@ -295,6 +295,13 @@ def fetch_ohlcv_history(
         progress=progress,
         sleep=sleep,
     )
+
+
+def _bar_kind(exchange: Any, symbol: str, price: PriceKind) -> str:
+    if price == "mark":
+        return "mark-price"
+    market = (exchange.markets or {}).get(symbol) or {}
+    return "spot" if market.get("spot") else "perp"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
