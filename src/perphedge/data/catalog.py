@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 from perphedge.data import bundled
 from perphedge.data.schema import DatasetInfo, MarketData
 from perphedge.errors import InputError, UnknownSymbolError
+from perphedge.mechanics.funding import SETTLEMENT_JITTER_TOLERANCE_MS
 from perphedge.units import parse_utc
 
 SOURCES: tuple[str, ...] = ("auto", "bundled", "import", "cache")
@@ -57,21 +59,38 @@ def to_utc_timestamp(bound: TimeBound, name: str) -> pd.Timestamp | None:
     return stamp.tz_convert("UTC")
 
 
-def _window(market: MarketData, start: TimeBound, end: TimeBound) -> MarketData:
+def window_market(market: MarketData, start: TimeBound = None, end: TimeBound = None) -> MarketData:
+    """Return the bars opening in [start, end) and the settlements that belong to them.
+
+    A settlement belongs to the bar that opened before it, and Binance's ``fundingTime`` is a few ms
+    late (00:00:00.002): so settlements are kept in (start, end] compared with
+    ``SETTLEMENT_JITTER_TOLERANCE_MS`` of slack — the 00:00:00.002 settlement at ``start`` belongs to the
+    bar before the window, the one at ``end`` + 2 ms to the window's last bar.
+
+    Raises:
+        InputError: if end is not after start, or no bar opens in the window.
+    """
     start_ts = to_utc_timestamp(start, "start")
     end_ts = to_utc_timestamp(end, "end")
     if start_ts is None and end_ts is None:
         return market
     if start_ts is not None and end_ts is not None and end_ts <= start_ts:
         raise InputError(f"end {end_ts.isoformat()} must be after start {start_ts.isoformat()}")
-    sliced = market.between(start_ts, end_ts)
-    if sliced.bars.empty:
+    bars, funding = market.bars, market.funding
+    slack = pd.Timedelta(milliseconds=SETTLEMENT_JITTER_TOLERANCE_MS)
+    if start_ts is not None:
+        bars = bars[bars.index >= start_ts]
+        funding = funding[funding.index > start_ts + slack]
+    if end_ts is not None:
+        bars = bars[bars.index < end_ts]
+        funding = funding[funding.index <= end_ts + slack]
+    if bars.empty:
         first, last = market.bars.index[0], market.bars.index[-1]
         raise InputError(
             f"no {market.symbol} {market.timeframe} bars between {start_ts} and {end_ts}; "
             f"the data covers {first.isoformat()} … {last.isoformat()}"
         )
-    return sliced
+    return dataclasses.replace(market, bars=bars, funding=funding)
 
 
 def load_market(
@@ -88,7 +107,8 @@ def load_market(
 
     Looks in the bundled history first (Binance only), then in imported data, then in the download
     cache, unless ``source`` names one of them ("bundled", "import", "cache"). ``start``/``end`` keep
-    the bars opening in [start, end) and the settlements in (start, end] (``MarketData.between``).
+    the bars opening in [start, end) and their settlements (``window_market``: (start, end] with
+    the ms jitter of ``fundingTime`` allowed for).
 
     Raises:
         UnknownSymbolError: if no source has the symbol (the message lists what exists).
@@ -102,7 +122,7 @@ def load_market(
         if timeframe in bundled.BUNDLED_TIMEFRAMES and bundled.to_bundled_symbol(
             symbol
         ) in bundled.bundled_symbols(timeframe):
-            return _window(bundled.load_bundled(symbol, timeframe), start, end)
+            return window_market(bundled.load_bundled(symbol, timeframe), start, end)
         if source == "bundled":
             bundled.load_bundled(symbol, timeframe)  # raises the precise error
         tried.append("bundled")
@@ -112,7 +132,7 @@ def load_market(
 
         market = importers.load_imported(exchange, symbol, timeframe, resolved_dir)
         if market is not None:
-            return _window(market, start, end)
+            return window_market(market, start, end)
         tried.append(f"import ({resolved_dir / 'import'})")
     if source in ("auto", "cache"):
         try:
@@ -121,7 +141,7 @@ def load_market(
             cache = None  # type: ignore[assignment]
         if cache is not None:
             try:
-                return _window(cache.load_cached(exchange, symbol, timeframe, resolved_dir), start, end)
+                return window_market(cache.load_cached(exchange, symbol, timeframe, resolved_dir), start, end)
             except UnknownSymbolError:
                 tried.append(f"cache ({resolved_dir})")
     known = sorted({f"{d.exchange}:{d.symbol}" for d in list_datasets(data_dir) if d.timeframe == timeframe})
