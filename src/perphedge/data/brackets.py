@@ -67,7 +67,8 @@ def snapshot_in_force(at: datetime.date | None = None, *, allow_earlier: bool = 
         return dates[0]
     raise DataError(
         f"no bundled bracket snapshot is in force at {at.isoformat()}: the earliest is {dates[0].isoformat()}; "
-        "pass allow_earlier=True to use it anyway (brackets change over time), or give the MMR yourself"
+        "use a date on or after it (in the library: allow_earlier=True uses it anyway; brackets change over "
+        "time), or give the MMR yourself (--mmr)"
     )
 
 

@@ -261,11 +261,16 @@ def _check_margin(inputs: PlanInputs, notional: float, collateral: float, initia
         return
     require_leverage_allowed(inputs.table, notional, inputs.leverage)
     if collateral < initial * (1.0 - 1e-12):
-        needed = f"{notional / collateral:.4g}" if collateral > 0 else "any value (collateral is 0)"
+        most = max_leverage_for_notional(inputs.table, notional)
+        needed = notional / collateral if collateral > 0 else math.inf
+        fix = (
+            f"or raise --leverage to {needed:.4g}"
+            if needed <= most
+            else f"or raise --leverage (at most {most:g}x is allowed here, which needs {notional / most:,.6g} {unit})"
+        )
         raise MarginError(
             f"collateral {collateral:,.6g} {unit} is below the initial margin {initial:,.6g} {unit} of a "
-            f"{notional:,.6g} {unit} short at {inputs.leverage:g}x; post at least that, or raise --leverage to "
-            f"{needed} or more"
+            f"{notional:,.6g} {unit} short at {inputs.leverage:g}x; post at least that, {fix}"
         )
 
 

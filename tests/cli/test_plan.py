@@ -1,0 +1,139 @@
+"""``perphedge plan``: JSON keys and values, the table, and one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from perphedge.cli.app import _register, app
+from perphedge.mechanics.plan import JSON_KEYS
+
+PERPHEDGE = Path(sys.executable).parent / "perphedge"
+_register()
+runner = CliRunner()
+
+
+def plan_json(*args: str) -> dict:
+    result = runner.invoke(app, ["plan", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_json_has_exactly_the_issue_keys_with_fractions() -> None:
+    data = plan_json("--spot-qty", "1", "--price", "60000")
+    assert tuple(data) == JSON_KEYS
+    assert data["funding_apr_on_notional"] == pytest.approx(0.1095)  # a fraction, not 10.95
+    assert data["breakeven_days"] == pytest.approx(10.0)
+    assert data["perp_qty"] == -1.0
+    assert len(data["stress"]) == 9
+    assert data["stress"][-1]["move"] == 1.0 and data["stress"][-1]["liquidated"] is True
+
+
+def test_json_uses_the_bundled_bracket_and_its_snapshot_date() -> None:
+    newest = plan_json("--spot-qty", "10", "--price", "70000")  # 700k: bracket 3 of 2024-10 (0.65 %)
+    older = plan_json("--spot-qty", "10", "--price", "70000", "--brackets-at", "2023-06-01")  # 1 % then
+    assert newest["mmr"] == 0.0065 and newest["maintenance_amount_usd"] == 950
+    assert older["mmr"] == 0.01 and older["maintenance_amount_usd"] == 1300
+
+
+def test_mmr_override_and_ccxt_symbol() -> None:
+    data = plan_json(
+        "--spot-qty",
+        "2",
+        "--price",
+        "3000",
+        "--symbol",
+        "ETH/USDT:USDT",
+        "--mmr",
+        "0.01",
+        "--maintenance-amount",
+        "5",
+    )
+    assert data["mmr"] == 0.01
+    assert data["maintenance_margin_usd"] == pytest.approx(6000 * 0.01 - 5)
+
+
+def test_inverse_one_x_coin_margined_hedge_has_no_liquidation_price() -> None:
+    data = plan_json(
+        "--spot-qty", "1", "--price", "60000", "--contract", "inverse", "--mmr", "0.004", "--collateral", "1"
+    )
+    assert data["perp_qty"] == -600
+    assert data["liquidation_price"] is None and data["liquidation_distance_pct"] is None
+    for row in data["stress"]:
+        assert row["total_value_usd"] == pytest.approx(60000.0, rel=1e-12)
+        assert row["liquidated"] is False
+
+
+def test_table_shows_plan_stress_and_margin_to_post() -> None:
+    result = runner.invoke(app, ["plan", "--spot-qty", "1", "--price", "60000"])
+    assert result.exit_code == 0, result.output
+    for text in (
+        "liquidation price",
+        "89,601.99",
+        "Stress",
+        "How much margin to post",
+        "30,400.00",
+        "10.0 days",
+    ):
+        assert text in result.output
+
+
+def test_help_lists_every_input() -> None:
+    result = runner.invoke(app, ["plan", "--help"])
+    assert result.exit_code == 0
+    for option in (
+        "--symbol",
+        "--spot-qty",
+        "--price",
+        "--hedge-ratio",
+        "--contract",
+        "--contract-size",
+        "--margin-mode",
+        "--collateral",
+        "--leverage",
+        "--mmr",
+        "--maintenance-amount",
+        "--funding-rate",
+        "--interval-hours",
+        "--fee-spot",
+        "--fee-perp",
+        "--json",
+    ):
+        assert option in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["--spot-qty", "-1", "--price", "60000"],
+            2,
+            "spot quantity (--spot-qty) must be greater than 0; it was -1.0",
+        ),
+        (["--spot-qty", "1", "--price", "0"], 2, "price (--price) must be greater than 0"),
+        (["--spot-qty", "1", "--price", "nan"], 2, "must be a finite number; it was nan"),
+        (["--spot-qty", "1", "--price", "60000", "--hedge-ratio", "50"], 2, "looks like a percent: use 0.5"),
+        (["--spot-qty", "1", "--price", "60000", "--symbol", "BTCUSTD"], 2, "did you mean BTCUSDT"),
+        (
+            ["--spot-qty", "1", "--price", "60000", "--contract", "inverse"],
+            2,
+            "--contract inverse needs --mmr",
+        ),
+        (["--spot-qty", "1", "--price", "60000", "--collateral", "100"], 4, "below the initial margin"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_code_and_no_traceback(
+    args: list[str], code: int, message: str
+) -> None:
+    proc = subprocess.run([str(PERPHEDGE), "plan", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
