@@ -31,7 +31,7 @@ from perphedge.errors import InputError
 from perphedge.mechanics.funding import annualize_simple
 from perphedge.report.metrics import calc_per_year, calc_summary, to_drawdown_series, to_equity_curve
 from perphedge.report.tables import (
-    to_compare_table,
+    to_metric_rows,
     to_per_year_table,
     to_settings_rows,
     to_summary_rows,
@@ -68,7 +68,7 @@ h2 { font-size: 1.2em; margin: 32px 0 8px 0; border-bottom: 1px solid #ddd; padd
 p.meta, p.note { color: #555; margin: 4px 0; }
 section { background: #fff; border: 1px solid #e5e5e5; border-radius: 6px; padding: 12px 16px; margin: 16px 0; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 8px 0; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f3f3f3; }
 .wide { overflow-x: auto; }
@@ -137,7 +137,7 @@ def render_compare_report(
     heading = title or f"{symbols[0]} · hedging strategies compared"
     sections = [
         _meta(results[0], summaries),
-        _section("Summary", _table(*to_compare_table(summaries)), note=_summary_note()),
+        _section("Summary", _table(*to_metric_rows(summaries)), note=_summary_note()),
         _figure_section("Equity", _equity_figure(results, include_benchmark=not has_benchmark)),
         _figure_section("Drawdown", _drawdown_figure(results)),
         _figure_section(
@@ -171,9 +171,14 @@ def render_compare_report(
 
 
 def _x(index: pd.DatetimeIndex) -> np.ndarray:
-    # plotly.js has no time zones: give it naive UTC times and say "UTC" on the axis.
-    naive = index.tz_convert("UTC").tz_localize(None) if index.tz is not None else index
-    return naive.to_numpy()
+    # Epoch milliseconds (UTC) on a date axis: plotly.js reads numbers there as UTC ms, and a float
+    # array is embedded as compact binary instead of one ISO string per point.
+    return pd.DatetimeIndex(index).as_unit("ms").asi8.astype(np.float64)
+
+
+def _date_text(moment: pd.Timestamp) -> str:
+    # Layout shapes need date strings on a date axis (numbers are not read as ms there).
+    return pd.Timestamp(moment).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def _thin(frame: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
@@ -195,7 +200,7 @@ def _layout(
         hovermode="x unified",
         legend={"orientation": "h", "y": -0.15},
     )
-    fig.update_xaxes(title_text="UTC")
+    fig.update_xaxes(title_text="UTC", type="date")
     if y_title:
         fig.update_yaxes(title_text=y_title)
     if y_format:
@@ -262,7 +267,7 @@ def _waterfall_figure(result: BacktestResult) -> go.Figure:
         )
     )
     fig = _layout(fig, y_title="USD", y_format="$,.0f")
-    fig.update_xaxes(title_text="")
+    fig.update_xaxes(title_text="", type="category")
     fig.update_layout(hovermode="closest", showlegend=False)
     return fig
 
@@ -274,7 +279,7 @@ def _attribution_bars(results: Sequence[BacktestResult]) -> go.Figure:
         values = [float(result.attribution.get(key, 0.0)) for key in ATTRIBUTION_KEYS]
         fig.add_trace(go.Bar(x=labels, y=values, name=result.strategy, marker_color=_color(i)))
     fig = _layout(fig, y_title="USD", y_format="$,.0f")
-    fig.update_xaxes(title_text="")
+    fig.update_xaxes(title_text="", type="category")
     fig.update_layout(barmode="group", hovermode="closest")
     return fig
 
@@ -357,8 +362,8 @@ def _funding_figure(market: MarketData, results: Sequence[BacktestResult]) -> go
             "type": "rect",
             "xref": xref,
             "yref": f"{yref} domain",
-            "x0": start.tz_convert("UTC").tz_localize(None),
-            "x1": end.tz_convert("UTC").tz_localize(None),
+            "x0": _date_text(start),
+            "x1": _date_text(end),
             "y0": 0,
             "y1": 1,
             "fillcolor": "rgba(214,39,40,0.22)",
@@ -477,7 +482,8 @@ def _exposure_note() -> str:
 def _margin_note() -> str:
     return (
         "Margin ratio = maintenance margin / margin balance (Binance's definition; 100 % = liquidation). "
-        "Distance to liquidation = (liquidation price − mark) / mark; a gap means no liquidation price."
+        "Distance to liquidation = (liquidation price − mark) / mark; a gap means no liquidation price. "
+        "Both are taken at bar closes; a liquidation is judged on the bar's adverse extreme (see the events)."
     )
 
 

@@ -466,8 +466,9 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
     and the bar frequency for annualisation; CAGR and volatility use 365-day years.
     ``max_drawdown_start`` is the peak before the worst fall and ``max_drawdown_end`` the recovery
     (``None`` if equity never got back). Undefined figures are ``None``. ``worst_margin_ratio`` is
-    the highest maintenance-margin / margin-balance ratio seen (1 = liquidation);
-    ``min_liquidation_distance`` the smallest |liquidation price − mark| / mark.
+    the highest maintenance-margin / margin-balance ratio at a bar close (1 = liquidation; the
+    engine judges liquidation on the bar's adverse extreme, so read ``liquidations`` too);
+    ``min_liquidation_distance`` the smallest |liquidation price − mark| / mark at a bar close.
     """
     timeseries = result.timeseries
     equity = to_equity_curve(result)
