@@ -137,3 +137,19 @@ def test_bad_input_is_one_line_with_exit_code_and_no_traceback(
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert message in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_defaults_match_the_planner_defaults() -> None:
+    from perphedge.cli import plan_cmd
+    from perphedge.mechanics import plan
+
+    assert plan_cmd.DEFAULT_LEVERAGE == plan.DEFAULT_LEVERAGE
+    assert plan_cmd.DEFAULT_FUNDING_RATE == plan.DEFAULT_FUNDING_RATE
+
+
+def test_registering_the_plan_command_does_not_import_numpy() -> None:
+    code = "import sys, perphedge.cli.plan_cmd; print('numpy' in sys.modules)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.strip() == "False"

@@ -14,7 +14,12 @@ import typer
 from perphedge.cli.app import app
 from perphedge.errors import InputError
 from perphedge.mechanics.instruments import ContractKind
-from perphedge.mechanics.plan import DEFAULT_FUNDING_RATE, DEFAULT_LEVERAGE, MarginMode
+from perphedge.mechanics.margin import MarginMode
+
+# Literal copies of perphedge.mechanics.plan.DEFAULT_LEVERAGE / DEFAULT_FUNDING_RATE (a test keeps them equal):
+# importing mechanics.plan here would load numpy for every `perphedge --help`.
+DEFAULT_LEVERAGE = 2.0
+DEFAULT_FUNDING_RATE = 0.0001
 
 if TYPE_CHECKING:
     from perphedge.mechanics.brackets import BracketTable

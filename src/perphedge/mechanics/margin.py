@@ -13,10 +13,18 @@ Sources (docs/sources.md):
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
 from perphedge.errors import MarginError
 from perphedge.mechanics.brackets import BracketTable, require_notional_allowed
 from perphedge.units import require_finite, require_non_negative, require_positive
+
+
+class MarginMode(StrEnum):
+    """Isolated: the position's own margin. Cross: the whole futures wallet (never the spot coins)."""
+
+    ISOLATED = "isolated"
+    CROSS = "cross"
 
 
 def initial_margin_usd(notional_usd: float, leverage: float) -> float:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from perphedge.errors import InputError, MarginError
@@ -48,6 +47,7 @@ from perphedge.mechanics.liquidation import (
     wallet_balance_for_liquidation_price_linear,
 )
 from perphedge.mechanics.margin import (
+    MarginMode,
     initial_margin_usd,
     maintenance_margin,
     max_leverage_for_notional,
@@ -105,13 +105,6 @@ STRESS_KEYS: tuple[str, ...] = (
     "liquidated",
     "total_value_usd",
 )
-
-
-class MarginMode(StrEnum):
-    """Isolated: the position's own margin. Cross: the whole futures wallet (never the spot coins)."""
-
-    ISOLATED = "isolated"
-    CROSS = "cross"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
