@@ -1,0 +1,102 @@
+"""``perphedge status``: what the hedge holds now, how safe it is, and where its PnL came from.
+
+PnL attribution since the keeper's start (USD; transfers between the hedge's own wallets are not PnL):
+
+- ``spot_pnl_usd`` = spot coins now × spot price − coins at start × start price − Σ spot fill
+  quantity × fill price (the cash spent on or received from spot trades, before fees);
+- ``perp_pnl_usd`` = Σ −perp fill quantity × fill price + perp position × mark (realised + unrealised);
+- ``funding_usd`` = Σ funding actually received (journal, from ``fetch_funding_history``);
+- ``fees_usd`` = −Σ fees of all fills;
+- ``other_usd`` = equity change − the four above (liquidation clearance fees, borrow interest, or
+  anything the journal did not see; 0 when everything is explained).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from perphedge.keeper.journal import Journal
+from perphedge.keeper.reconcile import take_snapshot
+from perphedge.keeper.risk import read_risk
+from perphedge.keeper.spec import HedgeSpec
+from perphedge.mechanics.funding import funding_cashflow_linear_usd
+from perphedge.venues.port import TradingVenue
+
+STATUS_KEYS = (
+    "hedge_id", "venue", "ts_ms", "halted", "base_qty", "spot_base", "perp_qty_base", "spot_price_usd",
+    "mark_price_usd", "balances", "hedge_ratio", "net_exposure_base", "net_exposure_fraction", "margin_ratio",
+    "liquidation_price_usd", "liquidation_distance", "next_funding_ts_ms", "expected_funding_usd", "equity_usd",
+    "start_equity_usd", "pnl", "decisions", "orders",
+)
+
+
+def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms: int) -> dict[str, Any]:
+    """Return the hedge's status as a JSON-ready dict with the stable keys ``STATUS_KEYS`` (money as strings)."""
+    snap = take_snapshot(venue, spec.spot_symbol, spec.perp_symbol)
+    reading = read_risk(snap, now_ms)
+    quote = snap.quote
+    spot, perp = snap.spot_base, snap.perp_qty_base
+    base_qty = Decimal(journal.get_meta("base_qty") or "0")
+    spot_notional = spot * quote.spot_price_usd
+    perp_notional = abs(perp) * quote.mark_price_usd
+    expected = None
+    if quote.funding_rate_per_interval is not None and perp != 0:
+        expected = funding_cashflow_linear_usd(float(perp), float(quote.mark_price_usd), quote.funding_rate_per_interval)
+    start_equity = journal.get_meta("start_equity_usd")
+    pnl = None
+    if start_equity is not None:
+        pnl = _attribution(journal, snap.equity_usd, Decimal(start_equity), spot, quote.spot_price_usd, perp,
+                           quote.mark_price_usd)
+    decisions = journal.decisions()
+    status = {
+        "hedge_id": spec.hedge_id,
+        "venue": venue.name,
+        "ts_ms": quote.ts_ms,
+        "halted": journal.get_meta("halted"),
+        "base_qty": str(base_qty),
+        "spot_base": str(spot),
+        "perp_qty_base": str(perp),
+        "spot_price_usd": str(quote.spot_price_usd),
+        "mark_price_usd": str(quote.mark_price_usd),
+        "balances": {"spot_base": str(snap.balances.spot_base), "spot_usd": str(snap.balances.spot_usd),
+                     "futures_wallet_usd": str(snap.balances.futures_wallet_usd)},
+        "hedge_ratio": float(perp_notional / spot_notional) if spot_notional else None,
+        "net_exposure_base": str(spot + perp),
+        "net_exposure_fraction": float((spot + perp) / base_qty) if base_qty else None,
+        "margin_ratio": reading.margin_ratio,
+        "liquidation_price_usd": None if snap.position is None or snap.position.liquidation_price_usd is None
+        else str(snap.position.liquidation_price_usd),
+        "liquidation_distance": reading.liquidation_distance,
+        "next_funding_ts_ms": quote.next_funding_ts_ms,
+        "expected_funding_usd": expected,
+        "equity_usd": str(snap.equity_usd),
+        "start_equity_usd": start_equity,
+        "pnl": pnl,
+        "decisions": len(decisions),
+        "orders": len(journal.orders()),
+    }
+    assert tuple(status) == STATUS_KEYS
+    return status
+
+
+def _attribution(journal: Journal, equity: Decimal, start_equity: Decimal, spot: Decimal, spot_price: Decimal,
+                 perp: Decimal, mark: Decimal) -> dict[str, str]:
+    start_spot = Decimal(journal.get_meta("start_spot_base") or "0")
+    start_price = Decimal(journal.get_meta("start_spot_price_usd") or "0")
+    spot_cash = perp_cash = fees = Decimal(0)
+    for fill in journal.fills():
+        qty, price = Decimal(fill["signed_delta_qty_base"]), Decimal(fill["price_usd"] or "0")
+        fees += Decimal(fill["fee_usd"])
+        if fill["leg"] == "spot":
+            spot_cash -= qty * price
+        else:
+            perp_cash -= qty * price
+    totals = journal.totals()
+    spot_pnl = spot * spot_price - start_spot * start_price + spot_cash
+    perp_pnl = perp_cash + perp * mark
+    funding = totals["funding_received_usd"]
+    other = equity - start_equity - spot_pnl - perp_pnl - funding + fees
+    return {"spot_pnl_usd": str(spot_pnl), "perp_pnl_usd": str(perp_pnl), "funding_usd": str(funding),
+            "funding_model_usd": str(totals["funding_model_usd"]), "fees_usd": str(-fees), "other_usd": str(other),
+            "total_usd": str(equity - start_equity)}
