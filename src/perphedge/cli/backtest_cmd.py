@@ -196,6 +196,7 @@ def backtest(
 
     Money is in USD(T); fees, rates and returns are fractions. Exit code 2 on bad input.
     """
+    _check_report_path(report)
     from perphedge.engine.loop import run_backtest
     from perphedge.report.metrics import calc_summary
     from perphedge.strategies.registry import build_strategy, strategy_options
@@ -282,6 +283,7 @@ def compare(
     Runs full, partial (--ratio), dynamic-article (its real exposure: up to 200 % long), dynamic-neutral
     in both negative modes (unhedge, reverse carry) and unhedged spot buy-and-hold; one table, one report.
     """
+    _check_report_path(report)
     from perphedge.report.metrics import calc_summary
 
     config = _config(
@@ -415,11 +417,15 @@ def _load(symbol: str, *, timeframe: str, exchange: str, config: BacktestConfig)
     return market
 
 
+def _check_report_path(path: Path | None) -> None:
+    # Checked before any work, so a typo does not cost a whole run.
+    if path is not None and path.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--report must name an .html file; it was {str(path)!r}")
+
+
 def _write_report(results: list[BacktestResult], market: MarketData, path: Path, *, compare: bool) -> Path:
     from perphedge.report.html import render_backtest_report, render_compare_report
 
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise InputError(f"--report must name an .html file; it was {str(path)!r}")
     text = (
         render_compare_report(results, market=market)
         if compare
@@ -486,22 +492,23 @@ def _print_summary(summary: dict[str, Any], result: BacktestResult) -> None:
 
 
 def _print_compare(summaries: list[dict[str, Any]], market: MarketData) -> None:
+    from rich import box
     from rich.table import Table
 
     from perphedge.report.tables import COMPARE_KEYS, to_metric_rows
 
     console = _console()
-    headers, rows = to_metric_rows(summaries, COMPARE_KEYS)
-    table = Table(
-        title=f"{market.symbol} {market.timeframe}, {summaries[0]['start'][:10]} to {summaries[0]['end'][:10]}"
-    )
-    table.add_column(headers[0])
+    headers, rows = to_metric_rows(summaries, COMPARE_KEYS, compact=True)
+    title = f"{market.symbol} {market.timeframe}, {summaries[0]['start'][:10]} to {summaries[0]['end'][:10]}"
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column(headers[0], min_width=12)
     for header in headers[1:]:
-        table.add_column(header, justify="right", overflow="fold")
+        # "dynamic-neutral (unhedge)" -> "dynamic-/neutral/(unhedge)" on three lines: narrow columns
+        table.add_column(header.replace("-", "-\n").replace(" ", "\n"), justify="right", no_wrap=True)
     for row in rows:
         table.add_row(*row)
     console.print(table)
     console.print(
-        "Returns in USD; Sharpe with risk-free 0; net exposure of dynamic-article reaches 200 % long when funding "
-        "is negative (it is not neutral)."
+        "USD; fractions shown as %; Sharpe with risk-free 0. dynamic-article is up to 200 % long when funding "
+        "is negative (not neutral). --report writes every figure and chart."
     )

@@ -93,14 +93,18 @@ PER_YEAR_COLUMNS: tuple[Column, ...] = (
 _COLUMN_BY_KEY = {column.key: column for column in SUMMARY_COLUMNS}
 
 
-def format_value(value: Any, kind: str) -> str:
-    """Return ``value`` formatted for a table: pct, usd, ratio, int, date or text; "–" when undefined."""
+def format_value(value: Any, kind: str, *, compact: bool = False) -> str:
+    """Return ``value`` formatted for a table: pct, usd, ratio, int, date or text; "–" when undefined.
+
+    ``compact`` (narrow terminals) rounds USD to whole dollars and percents to one decimal.
+    """
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return MISSING
     if kind == "pct":
-        return f"{value * 100:,.2f} %"
+        return f"{value * 100:,.1f}%" if compact else f"{value * 100:,.2f} %"
     if kind == "usd":
-        return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+        digits = 0 if compact else 2
+        return f"-${-value:,.{digits}f}" if value < 0 else f"${value:,.{digits}f}"
     if kind == "ratio":
         return f"{value:.2f}"
     if kind == "int":
@@ -127,16 +131,16 @@ def to_compare_table(summaries: Sequence[dict[str, Any]]) -> tuple[list[str], li
 
 
 def to_metric_rows(
-    summaries: Sequence[dict[str, Any]], keys: Sequence[str] | None = None
+    summaries: Sequence[dict[str, Any]], keys: Sequence[str] | None = None, *, compact: bool = False
 ) -> tuple[list[str], list[list[str]]]:
     """Return the compare table transposed: one row per figure, one column per strategy.
 
-    ``keys`` picks the figures (default: every summary row); this shape fits a terminal.
+    ``keys`` picks the figures (default: every summary row); ``compact`` rounds for a terminal.
     """
     columns = SUMMARY_COLUMNS if keys is None else tuple(_COLUMN_BY_KEY[key] for key in keys)
     headers = ["Figure"] + [str(summary["strategy"]) for summary in summaries]
     rows = [
-        [column.header] + [format_value(s.get(column.key), column.kind) for s in summaries]
+        [column.header] + [format_value(s.get(column.key), column.kind, compact=compact) for s in summaries]
         for column in columns
     ]
     return headers, rows
