@@ -62,21 +62,22 @@ def list_command(
     if as_json:
         typer.echo(json.dumps({"datasets": [_dataset_json(d) for d in datasets]}, indent=1))
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Market data available offline")
-    for name in (
-        "exchange",
-        "symbol",
-        "timeframe",
-        "first bar (UTC)",
-        "last bar (UTC)",
-        "bars",
-        "settlements",
-        "source",
-    ):
-        table.add_column(name, justify="right" if name in ("bars", "settlements") else "left")
+    table = Table(
+        title="Market data available offline",
+        caption="first/last bar: bar open times, UTC; settlements: funding settlements",
+        box=box.SIMPLE_HEAD,
+    )
+    for name in ("exchange", "symbol", "timeframe", "first bar", "last bar", "bars", "settlements", "source"):
+        numeric = name in ("bars", "settlements")
+        table.add_column(
+            name,
+            justify="right" if numeric else "left",
+            overflow="fold",  # narrow terminals wrap values onto two lines; nothing is cut off
+        )
     for d in datasets:
         table.add_row(
             d.exchange,
