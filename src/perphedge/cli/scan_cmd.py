@@ -19,6 +19,7 @@ SCORE_HELP = (
 )
 
 EXIT_ALL_FAILED = 3
+TABLE_WIDTH_OFF_TERMINAL = 200
 
 
 @app.command(
@@ -59,6 +60,7 @@ def scan_command(
     ),
     history_limit: int = typer.Option(30, "--history-limit", help="How many pairs get their history fetched."),
     max_concurrency: int = typer.Option(8, "--max-concurrency", help="Requests in flight per exchange."),
+    retries: int = typer.Option(3, "--retries", help="Attempts per read on network errors (backoff 1 s, 2 s, …)."),
     as_json: bool = typer.Option(
         False, "--json",
         help="Print JSON: {schema_version, as_of_ts_ms, quote, exchanges, answered, settings, score, history_days, "
@@ -73,6 +75,8 @@ def scan_command(
     exchange_ids = parse_exchange_list(exchanges)
     if top < 0:
         raise InputError(f"--top must be 0 (all) or more; it was {top}")
+    if retries < 1:
+        raise InputError(f"--retries must be at least 1; it was {retries}")
     if max_concurrency < 1:
         raise InputError(f"--max-concurrency must be at least 1; it was {max_concurrency}")
     settings = ScanSettings(
@@ -82,7 +86,7 @@ def scan_command(
     with _ScanProgress(quiet=as_json) as progress:
         result = run_scan(
             exchange_ids, settings, quote=quote.upper(), history=history, history_limit=history_limit,
-            max_concurrency=max_concurrency, progress=progress.update,
+            max_concurrency=max_concurrency, retry_attempts=retries, progress=progress.update,
         )
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=1))
@@ -151,6 +155,8 @@ def _print_result(result: ScanResult) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze 16 columns into 80 characters
+        console = Console(width=TABLE_WIDTH_OFF_TERMINAL)
     s = result.settings
     table = Table(
         title=f"Spot/perp carry, {result.quote} pairs on {', '.join(result.answered) or 'no exchange'} "
