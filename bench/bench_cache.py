@@ -43,16 +43,36 @@ def write_cache(market, root: Path) -> Path:
             frame[col] = market.bars[f"{leg}_{col}"].to_numpy()
         frame["volume"] = market.bars[f"{leg}_volume_base"].to_numpy()
         c.write_parquet_atomic(frame, directory / c.bars_file_name(leg, "1h"))
-    mark = pd.DataFrame({c.BAR_TS_COLUMN: ts, "open": np.nan, "high": np.nan, "low": np.nan,
-                         "close": market.bars["mark_close"].to_numpy(), "volume": np.nan})
+    mark = pd.DataFrame(
+        {
+            c.BAR_TS_COLUMN: ts,
+            "open": np.nan,
+            "high": np.nan,
+            "low": np.nan,
+            "close": market.bars["mark_close"].to_numpy(),
+            "volume": np.nan,
+        }
+    )
     c.write_parquet_atomic(mark, directory / c.bars_file_name("mark", "1h"))
-    funding = pd.DataFrame({c.SETTLE_TS_COLUMN: market.funding.index.as_unit("ms").asi8.astype(np.int64),
-                            "rate_per_interval": market.funding["rate_per_interval"].to_numpy(),
-                            "mark_price": market.funding["mark_price"].to_numpy()})
+    funding = pd.DataFrame(
+        {
+            c.SETTLE_TS_COLUMN: market.funding.index.as_unit("ms").asi8.astype(np.int64),
+            "rate_per_interval": market.funding["rate_per_interval"].to_numpy(),
+            "mark_price": market.funding["mark_price"].to_numpy(),
+        }
+    )
     c.write_parquet_atomic(funding, directory / c.FUNDING_NAME)
-    c.write_json_atomic({"format": 1, "exchange": "binance", "ccxt_symbol": "BTC/USDT:USDT",
-                         "market_id": "BTCUSDT", "spot_symbol": "BTC/USDT", "datasets": {}},
-                        directory / c.META_NAME)
+    c.write_json_atomic(
+        {
+            "format": 1,
+            "exchange": "binance",
+            "ccxt_symbol": "BTC/USDT:USDT",
+            "market_id": "BTCUSDT",
+            "spot_symbol": "BTC/USDT",
+            "datasets": {},
+        },
+        directory / c.META_NAME,
+    )
     return directory
 
 
@@ -63,10 +83,14 @@ def main() -> None:
         ms, best = timed(lambda: write_cache(market, root), runs=3)
         directory = root / "binance" / "BTCUSDT"
         size_mb = sum(p.stat().st_size for p in directory.iterdir()) / 1e6
-        print(f"bars: {len(market.bars):,} hourly, funding: {len(market.funding):,} settlements "
-              f"({market.bars.index[0]:%Y-%m-%d} … {market.bars.index[-1]:%Y-%m-%d})")
-        print(f"write whole cache (4 Parquet files, atomic):  median {ms:7.1f} ms  (min {best:.1f}), "
-              f"{size_mb:.2f} MB on disk")
+        print(
+            f"bars: {len(market.bars):,} hourly, funding: {len(market.funding):,} settlements "
+            f"({market.bars.index[0]:%Y-%m-%d} … {market.bars.index[-1]:%Y-%m-%d})"
+        )
+        print(
+            f"write whole cache (4 Parquet files, atomic):  median {ms:7.1f} ms  (min {best:.1f}), "
+            f"{size_mb:.2f} MB on disk"
+        )
 
         perp_path = directory / c.bars_file_name("perp", "1h")
         old = pd.read_parquet(perp_path)
@@ -81,9 +105,13 @@ def main() -> None:
 
         ms, best = timed(lambda: c.load_cached("binance", "BTCUSDT", "1h", data_dir=root))
         data = c.load_cached("binance", "BTCUSDT", "1h", data_dir=root)
-        frame_mb = (data.bars.memory_usage(deep=True).sum() + data.funding.memory_usage(deep=True).sum()) / 1e6
-        print(f"load_cached (6 y hourly → MarketData):       median {ms:7.1f} ms  (min {best:.1f}), "
-              f"frames {frame_mb:.1f} MB")
+        frame_mb = (
+            data.bars.memory_usage(deep=True).sum() + data.funding.memory_usage(deep=True).sum()
+        ) / 1e6
+        print(
+            f"load_cached (6 y hourly → MarketData):       median {ms:7.1f} ms  (min {best:.1f}), "
+            f"frames {frame_mb:.1f} MB"
+        )
         ms, best = timed(lambda: c.list_cached(root))
         print(f"list_cached (one market):                    median {ms:7.1f} ms  (min {best:.1f})")
 
@@ -96,12 +124,21 @@ def main() -> None:
     ex = replay_exchange("binance", {"/api/v3/klines": binance_window(rows, lambda r: r[0])})
 
     def page_three_times() -> None:
-        h.fetch_ohlcv_history(ex, "BTC/USDT", "1h", t0, t0 + 3 * 3_600_000,
-                              plan=h.PagingPlan(direction="forward", page_limit=1), sleep=lambda s: None)
+        h.fetch_ohlcv_history(
+            ex,
+            "BTC/USDT",
+            "1h",
+            t0,
+            t0 + 3 * 3_600_000,
+            plan=h.PagingPlan(direction="forward", page_limit=1),
+            sleep=lambda s: None,
+        )
 
     ms, best = timed(page_three_times, runs=15)
-    print(f"paging loop, replayed Binance klines:        median {ms / 4:7.2f} ms per page (4 pages, "
-          "incl. ccxt request building and parsing; network excluded)")
+    print(
+        f"paging loop, replayed Binance klines:        median {ms / 4:7.2f} ms per page (4 pages, "
+        "incl. ccxt request building and parsing; network excluded)"
+    )
 
 
 if __name__ == "__main__":

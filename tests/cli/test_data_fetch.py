@@ -46,21 +46,45 @@ def fetch(*args: str) -> Any:
 
 
 def test_fetch_json_has_stable_keys_and_counts(replayed: list[Any], tmp_path: Path) -> None:
-    result = fetch("--since", "2024-01-30T16:00Z", "--until", "2024-01-30T18:00Z", "--data-dir", str(tmp_path),
-                   "--json")
+    result = fetch(
+        "--since", "2024-01-30T16:00Z", "--until", "2024-01-30T18:00Z", "--data-dir", str(tmp_path), "--json"
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert set(out) == {"exchange", "symbol", "market_id", "spot_symbol", "timeframe", "since_ms", "until_ms",
-                        "market_dir", "datasets", "leverage_tiers", "warnings"}
+    assert set(out) == {
+        "exchange",
+        "symbol",
+        "market_id",
+        "spot_symbol",
+        "timeframe",
+        "since_ms",
+        "until_ms",
+        "market_dir",
+        "datasets",
+        "leverage_tiers",
+        "warnings",
+    }
     assert out["since_ms"] == T0 and out["until_ms"] == T0 + 2 * 3_600_000
     perp = next(d for d in out["datasets"] if d["name"] == "perp_1h")
-    assert (perp["rows_after"], perp["first"], perp["last"]) == (3, "2024-01-30T16:00:00Z", "2024-01-30T18:00:00Z")
+    assert (perp["rows_after"], perp["first"], perp["last"]) == (
+        3,
+        "2024-01-30T16:00:00Z",
+        "2024-01-30T18:00:00Z",
+    )
     assert out["leverage_tiers"] is None and any("API key" in w for w in out["warnings"])
     assert (tmp_path / "binance" / "BTCUSDT" / "perp_1h.parquet").exists()
 
 
 def test_second_fetch_reports_nothing_new(replayed: list[Any], tmp_path: Path) -> None:
-    args = ("--since", "2024-01-30T16:00Z", "--until", "2024-01-30T18:00Z", "--data-dir", str(tmp_path), "--json")
+    args = (
+        "--since",
+        "2024-01-30T16:00Z",
+        "--until",
+        "2024-01-30T18:00Z",
+        "--data-dir",
+        str(tmp_path),
+        "--json",
+    )
     assert fetch(*args).exit_code == 0
     second = json.loads(fetch(*args).stdout)
     assert all(d["rows_added"] == 0 for d in second["datasets"])
@@ -93,14 +117,29 @@ def test_bad_input_exits_2(replayed: list[Any], tmp_path: Path, args: list[str],
 
 
 def test_unknown_exchange_exits_2(tmp_path: Path) -> None:
-    result = RUNNER.invoke(app, ["data", "fetch", "--exchange", "binanse", "--symbol", "BTC/USDT:USDT",
-                                 "--since", "2024-01-01", "--data-dir", str(tmp_path)])
+    result = RUNNER.invoke(
+        app,
+        [
+            "data",
+            "fetch",
+            "--exchange",
+            "binanse",
+            "--symbol",
+            "BTC/USDT:USDT",
+            "--since",
+            "2024-01-01",
+            "--data-dir",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2 and "did you mean binance" in result.stderr
 
 
 def test_exchange_error_exits_3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     def create(exchange_id: str, **kwargs: Any) -> Any:
-        ex = replay_exchange("binance", binance_routes(**{"/fapi/v1/fundingRate": ccxt.ExchangeError("refused")}))
+        ex = replay_exchange(
+            "binance", binance_routes(**{"/fapi/v1/fundingRate": ccxt.ExchangeError("refused")})
+        )
         ex.apiKey, ex.secret = "", ""
         return ex
 
@@ -128,9 +167,23 @@ def test_api_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
 def test_installed_script_help_documents_every_option() -> None:
     if not PERPHEDGE.exists():
         pytest.skip("the perphedge script is not installed next to this interpreter")
-    out = subprocess.run([str(PERPHEDGE), "data", "fetch", "--help"], capture_output=True, text=True, timeout=60,
-                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [str(PERPHEDGE), "data", "fetch", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0
-    for option in ("--exchange", "--symbol", "--since", "--until", "--timeframe", "--data-dir", "--json",
-                   "PERPHEDGE_DATA_DIR", "PERPHEDGE_<EXCHANGE>_API_KEY"):
+    for option in (
+        "--exchange",
+        "--symbol",
+        "--since",
+        "--until",
+        "--timeframe",
+        "--data-dir",
+        "--json",
+        "PERPHEDGE_DATA_DIR",
+        "PERPHEDGE_<EXCHANGE>_API_KEY",
+    ):
         assert option in out.stdout

@@ -16,7 +16,9 @@ from perphedge.data.schema import BAR_COLUMNS, FUNDING_COLUMNS
 from perphedge.errors import DataError, UnknownSymbolError
 
 
-def test_default_data_dir_honours_the_environment_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_default_data_dir_honours_the_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv(c.DATA_DIR_ENV, str(tmp_path / "mine"))
     assert c.default_data_dir() == tmp_path / "mine"
     assert c.resolve_data_dir(tmp_path / "explicit") == tmp_path / "explicit"
@@ -60,7 +62,9 @@ def test_a_crash_before_the_rename_leaves_the_old_file_and_no_temp_file(
     assert [p.name for p in tmp_path.iterdir()] == ["perp_1h.parquet"]
 
 
-def test_a_crash_half_way_through_writing_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_half_way_through_writing_leaves_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "perp_1h.parquet"
     c.write_parquet_atomic(_frame([1, 2], [10.0, 11.0]), path)
     before = path.read_bytes()
@@ -118,8 +122,9 @@ def test_missing_ranges_cover_the_request_without_holes(
     last = first + length
     covered = first - covered_back
     until = None if open_end else since + span
-    ranges = missing_ranges(first_cached_ms=first, last_cached_ms=last, covered_since_ms=covered,
-                            since_ms=since, until_ms=until)
+    ranges = missing_ranges(
+        first_cached_ms=first, last_cached_ms=last, covered_since_ms=covered, since_ms=since, until_ms=until
+    )
     # every window touches the cached block, so cache + windows stay one contiguous range
     for start, end in ranges:
         assert end == first or start == last
@@ -132,8 +137,9 @@ def test_missing_ranges_cover_the_request_without_holes(
 
 
 def test_missing_ranges_with_nothing_cached_is_the_whole_request() -> None:
-    assert missing_ranges(first_cached_ms=None, last_cached_ms=None, covered_since_ms=None,
-                          since_ms=5, until_ms=None) == [(5, None)]
+    assert missing_ranges(
+        first_cached_ms=None, last_cached_ms=None, covered_since_ms=None, since_ms=5, until_ms=None
+    ) == [(5, None)]
 
 
 # --- loading a cache built from the bundled real Binance hourly data --------------------------------------
@@ -157,16 +163,36 @@ def _write_cache_from(market: object, root: Path) -> Path:
             frame[col] = market.bars[f"{leg}_{col}"].to_numpy()
         frame["volume"] = market.bars[f"{leg}_volume_base"].to_numpy()
         c.write_parquet_atomic(frame, directory / c.bars_file_name(leg, "1h"))
-    mark = pd.DataFrame({c.BAR_TS_COLUMN: ts, "open": np.nan, "high": np.nan, "low": np.nan,
-                         "close": market.bars["mark_close"].to_numpy(), "volume": np.nan})
+    mark = pd.DataFrame(
+        {
+            c.BAR_TS_COLUMN: ts,
+            "open": np.nan,
+            "high": np.nan,
+            "low": np.nan,
+            "close": market.bars["mark_close"].to_numpy(),
+            "volume": np.nan,
+        }
+    )
     c.write_parquet_atomic(mark, directory / c.bars_file_name("mark", "1h"))
-    funding = pd.DataFrame({c.SETTLE_TS_COLUMN: (market.funding.index.as_unit("ms").asi8).astype(np.int64),
-                            "rate_per_interval": market.funding["rate_per_interval"].to_numpy(),
-                            "mark_price": np.nan})
+    funding = pd.DataFrame(
+        {
+            c.SETTLE_TS_COLUMN: (market.funding.index.as_unit("ms").asi8).astype(np.int64),
+            "rate_per_interval": market.funding["rate_per_interval"].to_numpy(),
+            "mark_price": np.nan,
+        }
+    )
     c.write_parquet_atomic(funding, directory / c.FUNDING_NAME)
-    c.write_json_atomic({"format": 1, "exchange": "binance", "ccxt_symbol": "BTC/USDT:USDT",
-                         "market_id": "BTCUSDT", "spot_symbol": "BTC/USDT", "datasets": {}},
-                        directory / c.META_NAME)
+    c.write_json_atomic(
+        {
+            "format": 1,
+            "exchange": "binance",
+            "ccxt_symbol": "BTC/USDT:USDT",
+            "market_id": "BTCUSDT",
+            "spot_symbol": "BTC/USDT",
+            "datasets": {},
+        },
+        directory / c.META_NAME,
+    )
     return directory
 
 
@@ -177,8 +203,9 @@ def test_load_cached_gives_canonical_market_data(bundled_btc_1h: object, tmp_pat
     assert data.source == "cache" and data.symbol == "BTCUSDT" and data.ccxt_symbol == "BTC/USDT:USDT"
     assert list(data.bars.columns[: len(BAR_COLUMNS)]) == list(BAR_COLUMNS)
     assert str(data.bars.index.tz) == "UTC" and data.bars.index.name == "ts"
-    pd.testing.assert_frame_equal(data.bars[list(BAR_COLUMNS)], bundled_btc_1h.bars[list(BAR_COLUMNS)],
-                                  check_freq=False)
+    pd.testing.assert_frame_equal(
+        data.bars[list(BAR_COLUMNS)], bundled_btc_1h.bars[list(BAR_COLUMNS)], check_freq=False
+    )
     assert list(data.funding.columns) == list(FUNDING_COLUMNS)
     assert (data.funding["interval_hours"] == 8.0).all()
     assert not data.has_mark_ohlc  # only the mark close is known here
@@ -193,8 +220,9 @@ def test_funding_mark_price_comes_from_the_mark_bar_ending_at_the_settlement(
     data = c.load_cached("binance", "BTCUSDT", "1h", data_dir=tmp_path)
     known = data.funding["mark_price"].notna()
     assert known.sum() >= 6
-    np.testing.assert_allclose(data.funding.loc[known, "mark_price"],
-                               bundled_btc_1h.funding.loc[known, "mark_price"], rtol=1e-12)
+    np.testing.assert_allclose(
+        data.funding.loc[known, "mark_price"], bundled_btc_1h.funding.loc[known, "mark_price"], rtol=1e-12
+    )
 
 
 def test_list_cached_reports_each_timeframe(bundled_btc_1h: object, tmp_path: Path) -> None:
@@ -207,7 +235,9 @@ def test_list_cached_reports_each_timeframe(bundled_btc_1h: object, tmp_path: Pa
 
 
 def test_load_cached_unknown_market_says_how_to_fetch_it(tmp_path: Path) -> None:
-    with pytest.raises(UnknownSymbolError, match="perphedge data fetch --exchange okx --symbol ETH/USDT:USDT"):
+    with pytest.raises(
+        UnknownSymbolError, match="perphedge data fetch --exchange okx --symbol ETH/USDT:USDT"
+    ):
         c.load_cached("okx", "ETH/USDT:USDT", "1h", data_dir=tmp_path)
 
 

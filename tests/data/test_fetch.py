@@ -70,8 +70,9 @@ def calls_to(ex: Any, path: str) -> list[Any]:
 
 def test_first_fetch_writes_every_dataset_and_meta(tmp_path: Path) -> None:
     ex = binance()
-    summary = fetch_to_cache(ex, "BTC/USDT:USDT", since_ms=SETTLE - HOUR, until_ms=T0 + 2 * HOUR,
-                             data_dir=tmp_path, sleep=NO_SLEEP)
+    summary = fetch_to_cache(
+        ex, "BTC/USDT:USDT", since_ms=SETTLE - HOUR, until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+    )
 
     directory = tmp_path / "binance" / "BTCUSDT"
     assert summary.market_dir == directory and summary.spot_symbol == "BTC/USDT"
@@ -97,13 +98,16 @@ def test_first_fetch_writes_every_dataset_and_meta(tmp_path: Path) -> None:
 
 
 def test_second_fetch_downloads_only_from_the_newest_cached_bar(tmp_path: Path) -> None:
-    fetch_to_cache(binance(), "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + HOUR, data_dir=tmp_path, sleep=NO_SLEEP)
+    fetch_to_cache(
+        binance(), "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+    )
     perp = tmp_path / "binance" / "BTCUSDT" / "perp_1h.parquet"
     assert pd.read_parquet(perp)[c.BAR_TS_COLUMN].tolist() == [T0, T0 + HOUR]
 
     ex = binance()
-    summary = fetch_to_cache(ex, "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path,
-                             sleep=NO_SLEEP)
+    summary = fetch_to_cache(
+        ex, "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+    )
 
     (call,) = calls_to(ex, "/fapi/v1/klines")
     assert int(query(call.url)["startTime"]) == T0 + HOUR  # the newest cached bar, fetched again
@@ -113,21 +117,36 @@ def test_second_fetch_downloads_only_from_the_newest_cached_bar(tmp_path: Path) 
 
 
 def test_an_earlier_since_downloads_the_gap_before_and_a_repeat_downloads_no_bars(tmp_path: Path) -> None:
-    fetch_to_cache(binance(), "BTC/USDT:USDT", since_ms=T0 + HOUR, until_ms=T0 + 2 * HOUR, data_dir=tmp_path,
-                   sleep=NO_SLEEP)
+    fetch_to_cache(
+        binance(),
+        "BTC/USDT:USDT",
+        since_ms=T0 + HOUR,
+        until_ms=T0 + 2 * HOUR,
+        data_dir=tmp_path,
+        sleep=NO_SLEEP,
+    )
 
     ex = binance()
-    fetch_to_cache(ex, "BTC/USDT:USDT", since_ms=T0 - 3 * HOUR, until_ms=T0 + 2 * HOUR, data_dir=tmp_path,
-                   sleep=NO_SLEEP)
+    fetch_to_cache(
+        ex, "BTC/USDT:USDT", since_ms=T0 - 3 * HOUR, until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+    )
     (call,) = calls_to(ex, "/fapi/v1/klines")
     assert (param(ex, ex.replay_calls.index(call), "startTime"), int(query(call.url)["endTime"])) == (
-        T0 - 3 * HOUR, T0 + HOUR)  # only the gap before the oldest cached bar
+        T0 - 3 * HOUR,
+        T0 + HOUR,
+    )  # only the gap before the oldest cached bar
     perp = tmp_path / "binance" / "BTCUSDT" / "perp_1h.parquet"
     assert pd.read_parquet(perp)[c.BAR_TS_COLUMN].tolist() == [T0, T0 + HOUR, T0 + 2 * HOUR]
 
     again = binance()
-    summary = fetch_to_cache(again, "BTC/USDT:USDT", since_ms=T0 - 2 * HOUR, until_ms=T0 + 2 * HOUR,
-                             data_dir=tmp_path, sleep=NO_SLEEP)
+    summary = fetch_to_cache(
+        again,
+        "BTC/USDT:USDT",
+        since_ms=T0 - 2 * HOUR,
+        until_ms=T0 + 2 * HOUR,
+        data_dir=tmp_path,
+        sleep=NO_SLEEP,
+    )
     assert calls_to(again, "/fapi/v1/klines") == [] and calls_to(again, "/api/v3/klines") == []
     assert next(d for d in summary.datasets if d.name == "perp_1h").ranges == ()
 
@@ -151,22 +170,34 @@ def test_an_interrupted_fetch_leaves_the_old_file_intact_and_the_next_fetch_resu
         return page_one(url, method, body)
 
     with pytest.raises(KeyboardInterrupt):
-        fetch_to_cache(binance(**{"/fapi/v1/klines": dies_on_page_two}), "BTC/USDT:USDT", since_ms=T0,
-                       until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP)
+        fetch_to_cache(
+            binance(**{"/fapi/v1/klines": dies_on_page_two}),
+            "BTC/USDT:USDT",
+            since_ms=T0,
+            until_ms=T0 + 2 * HOUR,
+            data_dir=tmp_path,
+            sleep=NO_SLEEP,
+        )
     assert perp.read_bytes() == before  # page 1 was never half-merged into the file
     assert not [p for p in perp.parent.iterdir() if p.name.endswith(".tmp")]
 
     ex = binance()
-    fetch_to_cache(ex, "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP)
+    fetch_to_cache(
+        ex, "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+    )
     starts = [int(query(call.url)["startTime"]) for call in calls_to(ex, "/fapi/v1/klines")]
     assert starts == [T0, T0 + 1, T0 + HOUR + 1]  # resumed from the cached bar, one bar per page
     assert pd.read_parquet(perp)[c.BAR_TS_COLUMN].tolist() == [T0, T0 + HOUR, T0 + 2 * HOUR]
 
 
-def test_a_permanent_error_keeps_finished_datasets_and_leaves_the_failed_one_untouched(tmp_path: Path) -> None:
+def test_a_permanent_error_keeps_finished_datasets_and_leaves_the_failed_one_untouched(
+    tmp_path: Path,
+) -> None:
     ex = binance(**{"/api/v3/klines": ccxt.ExchangeError("Service unavailable for this symbol")})
     with pytest.raises(VenueError, match="spot") as info:
-        fetch_to_cache(ex, "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + HOUR, data_dir=tmp_path, sleep=NO_SLEEP)
+        fetch_to_cache(
+            ex, "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+        )
     assert info.value.exit_code == 3
     directory = tmp_path / "binance" / "BTCUSDT"
     assert (directory / "perp_1h.parquet").exists() and not (directory / "spot_1h.parquet").exists()
@@ -176,17 +207,22 @@ def test_a_permanent_error_keeps_finished_datasets_and_leaves_the_failed_one_unt
 def test_bybit_fetch_pages_klines_and_downloads_public_leverage_tiers(tmp_path: Path) -> None:
     tiers = fixture_entry("bybit", "source_comment", "fetchMarketLeverageTiers")
     kline = bybit_kline_window(BYBIT_PERP_1H["httpResponse"])  # also answers the spot request (same endpoint)
-    ex = replay_exchange("bybit", {
-        "/v5/market/kline": kline,
-        "/v5/market/mark-price-kline": bybit_kline_window(
-            fixture_entry("bybit", "source_comment", "fetchMarkOHLCV")["httpResponse"]),
-        # no recorded Bybit funding-history body exists: the exchange refuses, so the fetch stops there
-        "/v5/market/funding/history": ccxt.ExchangeError("no recorded body"),
-        "/v5/market/risk-limit": tiers["httpResponse"],
-    })
+    ex = replay_exchange(
+        "bybit",
+        {
+            "/v5/market/kline": kline,
+            "/v5/market/mark-price-kline": bybit_kline_window(
+                fixture_entry("bybit", "source_comment", "fetchMarkOHLCV")["httpResponse"]
+            ),
+            # no recorded Bybit funding-history body exists: the exchange refuses, so the fetch stops there
+            "/v5/market/funding/history": ccxt.ExchangeError("no recorded body"),
+            "/v5/market/risk-limit": tiers["httpResponse"],
+        },
+    )
     with pytest.raises(VenueError, match="funding"):
-        fetch_to_cache(ex, "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path,
-                       sleep=NO_SLEEP)
+        fetch_to_cache(
+            ex, "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+        )
     assert not (tmp_path / "bybit" / "BTCUSDT" / "funding.parquet").exists()
     (funding_call,) = [call for call in ex.replay_calls if "/v5/market/funding/history" in call.url]
     q = query(funding_call.url)  # paged backward: newest 200 settlements up to endTime
@@ -203,13 +239,27 @@ def test_okx_fetch_pages_backward_for_funding_and_bars(tmp_path: Path) -> None:
     first, newest = 1678928640000, 1678928760000
     funding_ts = 1597026383085
     tiers = fixture_entry("okx", "source_comment", "fetchMarketLeverageTiers")
-    ex = replay_exchange("okx", {
-        "/api/v5/public/funding-rate-history": okx_window(OKX_FUNDING["httpResponse"], lambda r: r["fundingTime"]),
-        "/api/v5/market/": okx_window(OKX_CANDLES["httpResponse"], lambda r: r[0]),  # swap page reused for spot
-        "/api/v5/public/position-tiers": tiers["httpResponse"],
-    })
-    summary = fetch_to_cache(ex, "BTC/USDT:USDT", since_ms=funding_ts - HOUR, until_ms=newest, timeframe="1m",
-                             data_dir=tmp_path, sleep=NO_SLEEP)
+    ex = replay_exchange(
+        "okx",
+        {
+            "/api/v5/public/funding-rate-history": okx_window(
+                OKX_FUNDING["httpResponse"], lambda r: r["fundingTime"]
+            ),
+            "/api/v5/market/": okx_window(
+                OKX_CANDLES["httpResponse"], lambda r: r[0]
+            ),  # swap page reused for spot
+            "/api/v5/public/position-tiers": tiers["httpResponse"],
+        },
+    )
+    summary = fetch_to_cache(
+        ex,
+        "BTC/USDT:USDT",
+        since_ms=funding_ts - HOUR,
+        until_ms=newest,
+        timeframe="1m",
+        data_dir=tmp_path,
+        sleep=NO_SLEEP,
+    )
 
     directory = tmp_path / "okx" / "BTC-USDT-SWAP"
     by_name = {d.name: d for d in summary.datasets}
@@ -239,8 +289,9 @@ def test_bad_inputs_fail_before_any_download(tmp_path: Path) -> None:
 
 
 def test_fetched_cache_loads_as_market_data(tmp_path: Path) -> None:
-    fetch_to_cache(binance(), "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path,
-                   sleep=NO_SLEEP)
+    fetch_to_cache(
+        binance(), "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+    )
     data = c.load_cached("binance", "BTC/USDT:USDT", "1h", data_dir=tmp_path)
     assert data.bars["spot_close"].tolist() == [43488.71, 43374.8, 43361.11]
     assert data.funding.empty and "no funding settlements cached" in data.notes

@@ -99,7 +99,9 @@ def test_binance_ohlcv_pages_forward_with_start_time_advancing_past_the_newest_b
     plan = h.PagingPlan(direction="forward", page_limit=2)
     pauses: list[float] = []
 
-    bars = h.fetch_ohlcv_history(ex, "BTC/USDT", "1h", T0 - 1000, T0 + 5 * HOUR, plan=plan, sleep=pauses.append)
+    bars = h.fetch_ohlcv_history(
+        ex, "BTC/USDT", "1h", T0 - 1000, T0 + 5 * HOUR, plan=plan, sleep=pauses.append
+    )
 
     assert bars == BINANCE_SPOT_1H["parsed_ccxt_4_5_90"]
     assert [urlsplit(c.url).path for c in ex.replay_calls] == ["/api/v3/klines"] * 2
@@ -124,13 +126,20 @@ def test_binance_ohlcv_keeps_only_bars_inside_since_until() -> None:
 
 def test_binance_funding_pages_forward_and_stops_on_an_empty_page() -> None:
     rows = BINANCE_FUNDING["httpResponse"]
-    ex = replay_exchange("binance", {"/fapi/v1/fundingRate": binance_window(rows, lambda r: r["fundingTime"])})
+    ex = replay_exchange(
+        "binance", {"/fapi/v1/fundingRate": binance_window(rows, lambda r: r["fundingTime"])}
+    )
     settle_ms = 1621267200000  # 2021-05-17T16:00Z
     seen: list[h.PageProgress] = []
 
     out = h.fetch_funding_rate_history(
-        ex, "BTC/USDT:USDT", settle_ms - 8 * HOUR, settle_ms + 8 * HOUR,
-        plan=h.PagingPlan(direction="forward", page_limit=1), progress=seen.append, sleep=NO_SLEEP,
+        ex,
+        "BTC/USDT:USDT",
+        settle_ms - 8 * HOUR,
+        settle_ms + 8 * HOUR,
+        plan=h.PagingPlan(direction="forward", page_limit=1),
+        progress=seen.append,
+        sleep=NO_SLEEP,
     )
 
     assert [(r["timestamp"], r["fundingRate"]) for r in out] == [(settle_ms, 0.00063521)]
@@ -145,8 +154,13 @@ def test_binance_funding_pages_forward_and_stops_on_an_empty_page() -> None:
 def test_bybit_kline_pages_forward_from_start_without_end_and_sorts_ascending() -> None:
     ex = replay_exchange("bybit", {"/v5/market/kline": bybit_kline_window(BYBIT_PERP_1H["httpResponse"])})
     bars = h.fetch_ohlcv_history(
-        ex, "BTC/USDT:USDT", "1h", T0 - 1000, T0 + 2 * HOUR,
-        plan=h.PagingPlan(direction="forward", page_limit=2, upper_param=None), sleep=NO_SLEEP,
+        ex,
+        "BTC/USDT:USDT",
+        "1h",
+        T0 - 1000,
+        T0 + 2 * HOUR,
+        plan=h.PagingPlan(direction="forward", page_limit=2, upper_param=None),
+        sleep=NO_SLEEP,
     )
     assert bars == BYBIT_PERP_1H["parsed_ccxt_4_5_90"]
     # ccxt rounds ``start`` up to the bar grid; the second page starts right after the newest bar
@@ -162,10 +176,13 @@ def test_bybit_default_kline_plan_asks_1000_bars_and_stops_at_until() -> None:
 
 
 def test_bybit_mark_price_bars_use_the_mark_price_kline_endpoint() -> None:
-    body = fixture_body("bybit", "source_comment", "fetchMarkOHLCV")  # maintainers' sample (BTCUSD, 2022-12-09)
+    body = fixture_body(
+        "bybit", "source_comment", "fetchMarkOHLCV"
+    )  # maintainers' sample (BTCUSD, 2022-12-09)
     ex = replay_exchange("bybit", {"/v5/market/mark-price-kline": bybit_kline_window(body)})
-    bars = h.fetch_ohlcv_history(ex, "BTC/USDT:USDT", "1h", 1670601600000, 1670608800000, price="mark",
-                                 sleep=NO_SLEEP)
+    bars = h.fetch_ohlcv_history(
+        ex, "BTC/USDT:USDT", "1h", 1670601600000, 1670608800000, price="mark", sleep=NO_SLEEP
+    )
     assert bars == fixture_entry("bybit", "source_comment", "fetchMarkOHLCV")["parsed_ccxt_4_5_90"]
     assert urlsplit(ex.replay_calls[0].url).path == "/v5/market/mark-price-kline"
 
@@ -210,8 +227,15 @@ def test_okx_funding_pages_backward_and_de_duplicates_on_timestamp() -> None:
 def test_an_exchange_that_ignores_the_start_time_cannot_loop_forever() -> None:
     # the same recorded page on every call: ccxt drops rows before ``since``, so page 2 is empty: stop
     ex = replay_exchange("binance", {"/api/v3/klines": BINANCE_SPOT_1H["httpResponse"]})
-    bars = h.fetch_ohlcv_history(ex, "BTC/USDT", "1h", T0, T0 + 10 * HOUR,
-                                 plan=h.PagingPlan(direction="forward", page_limit=3), sleep=NO_SLEEP)
+    bars = h.fetch_ohlcv_history(
+        ex,
+        "BTC/USDT",
+        "1h",
+        T0,
+        T0 + 10 * HOUR,
+        plan=h.PagingPlan(direction="forward", page_limit=3),
+        sleep=NO_SLEEP,
+    )
     assert bars == BINANCE_SPOT_1H["parsed_ccxt_4_5_90"]
     assert len(ex.replay_calls) == 2
 
@@ -220,7 +244,9 @@ def test_an_exchange_that_ignores_the_end_time_stops_with_no_progress_error() ->
     ex = replay_exchange("okx", {"/api/v5/market/": OKX_CANDLES["httpResponse"]})  # same page every time
     plan = h.PagingPlan(direction="backward", page_limit=3, upper_param="until", upper_is_exclusive=True)
     with pytest.raises(VenueError, match="no progress"):
-        h.fetch_ohlcv_history(ex, "BTC/USDT:USDT", "1m", 1678928000000, 1678928760000, plan=plan, sleep=NO_SLEEP)
+        h.fetch_ohlcv_history(
+            ex, "BTC/USDT:USDT", "1m", 1678928000000, 1678928760000, plan=plan, sleep=NO_SLEEP
+        )
     assert len(ex.replay_calls) == 2
 
 
@@ -285,8 +311,15 @@ def test_any_page_size_and_window_returns_exactly_the_recorded_bars_inside(
     ex = binance_spot_exchange()
     since = T0 + since_offset_h * HOUR
     until = since + span_h * HOUR
-    bars = h.fetch_ohlcv_history(ex, "BTC/USDT", "1h", since, until,
-                                 plan=h.PagingPlan(direction="forward", page_limit=page_limit), sleep=NO_SLEEP)
+    bars = h.fetch_ohlcv_history(
+        ex,
+        "BTC/USDT",
+        "1h",
+        since,
+        until,
+        plan=h.PagingPlan(direction="forward", page_limit=page_limit),
+        sleep=NO_SLEEP,
+    )
     expected = [b for b in BINANCE_SPOT_1H["parsed_ccxt_4_5_90"] if since <= b[0] <= until]
     assert bars == expected
     starts = [param(ex, i, "startTime") for i in range(len(ex.replay_calls))]
@@ -313,8 +346,10 @@ def test_binance_leverage_tiers_with_refused_keys_are_skipped_with_a_reason() ->
 
 @pytest.mark.parametrize(
     ("exchange_id", "route", "method"),
-    [("bybit", "/v5/market/risk-limit", "fetchMarketLeverageTiers"),
-     ("okx", "/api/v5/public/position-tiers", "fetchMarketLeverageTiers")],
+    [
+        ("bybit", "/v5/market/risk-limit", "fetchMarketLeverageTiers"),
+        ("okx", "/api/v5/public/position-tiers", "fetchMarketLeverageTiers"),
+    ],
 )
 def test_public_leverage_tiers_are_downloaded(exchange_id: str, route: str, method: str) -> None:
     entry = fixture_entry(exchange_id, "source_comment", method)

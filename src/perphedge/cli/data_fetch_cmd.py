@@ -63,8 +63,15 @@ def _print_summary(summary: FetchSummary) -> None:
     for column in ("data set", "rows before", "downloaded", "added", "rows now", "first (UTC)", "last (UTC)"):
         table.add_column(column, justify="right" if column[0] in "rda" else "left")
     for d in summary.datasets:
-        table.add_row(d.name, str(d.rows_before), str(d.rows_downloaded), str(d.rows_added), str(d.rows_after),
-                      d.to_dict()["first"] or "-", d.to_dict()["last"] or "-")
+        table.add_row(
+            d.name,
+            str(d.rows_before),
+            str(d.rows_downloaded),
+            str(d.rows_added),
+            str(d.rows_after),
+            d.to_dict()["first"] or "-",
+            d.to_dict()["last"] or "-",
+        )
     console.print(table)
     tiers = "not downloaded" if summary.leverage_tiers is None else f"{summary.leverage_tiers} tiers saved"
     console.print(f"leverage tiers: {tiers}")
@@ -75,27 +82,40 @@ def _print_summary(summary: FetchSummary) -> None:
 @data_app.command("fetch")
 def fetch_command(
     exchange_id: str = typer.Option(
-        ..., "--exchange", help="ccxt exchange id: binance, bybit, okx, … (any exchange whose ccxt class has "
-        "fetchFundingRateHistory and fetchOHLCV).", show_default=False
+        ...,
+        "--exchange",
+        help="ccxt exchange id: binance, bybit, okx, … (any exchange whose ccxt class has "
+        "fetchFundingRateHistory and fetchOHLCV).",
+        show_default=False,
     ),
     symbol: str = typer.Option(
-        ..., "--symbol", help="The perpetual, in ccxt's unified form (BTC/USDT:USDT) or the exchange's id "
-        "(BTCUSDT). The matching spot market (BTC/USDT) is downloaded too.", show_default=False
+        ...,
+        "--symbol",
+        help="The perpetual, in ccxt's unified form (BTC/USDT:USDT) or the exchange's id "
+        "(BTCUSDT). The matching spot market (BTC/USDT) is downloaded too.",
+        show_default=False,
     ),
     since: str = typer.Option(
-        ..., "--since", help="Start, an ISO date or datetime read as UTC (2024-01-01 or 2024-01-01T08:00Z).",
-        show_default=False
+        ...,
+        "--since",
+        help="Start, an ISO date or datetime read as UTC (2024-01-01 or 2024-01-01T08:00Z).",
+        show_default=False,
     ),
     until: str | None = typer.Option(
         None, "--until", help="End (inclusive), same format as --since. Default: now.", show_default=False
     ),
     timeframe: str = typer.Option("1h", "--timeframe", help="Bar length: 1m, 5m, 15m, 1h, 4h, 8h or 1d."),
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", envvar="PERPHEDGE_DATA_DIR",
-        help="Cache directory (default: the platform cache dir, or $PERPHEDGE_DATA_DIR).", show_default=False
+        None,
+        "--data-dir",
+        envvar="PERPHEDGE_DATA_DIR",
+        help="Cache directory (default: the platform cache dir, or $PERPHEDGE_DATA_DIR).",
+        show_default=False,
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-    show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+    show_progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Show a progress bar on stderr."
+    ),
 ) -> None:
     """Download funding, perp, spot and mark-price history (and leverage tiers) into the local cache.
 
@@ -111,8 +131,9 @@ def fetch_command(
         summary = _run(exchange_id, symbol, since, until, timeframe, data_dir, show_progress and not as_json)
     except PerphedgeError as e:
         if as_json:
-            typer.echo(json.dumps({"error": {"type": type(e).__name__, "message": str(e),
-                                             "exit_code": e.exit_code}}))
+            typer.echo(
+                json.dumps({"error": {"type": type(e).__name__, "message": str(e), "exit_code": e.exit_code}})
+            )
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(code=e.exit_code) from e
     if as_json:
@@ -121,38 +142,64 @@ def fetch_command(
         _print_summary(summary)
 
 
-def _run(exchange_id: str, symbol: str, since: str, until: str | None, timeframe: str,
-         data_dir: Path | None, show_progress: bool) -> FetchSummary:
+def _run(
+    exchange_id: str,
+    symbol: str,
+    since: str,
+    until: str | None,
+    timeframe: str,
+    data_dir: Path | None,
+    show_progress: bool,
+) -> FetchSummary:
     since_ms = _to_ms(since, "--since")
     until_ms = _to_ms(until, "--until") if until is not None else int(datetime.now(UTC).timestamp() * 1000)
     if until_ms < since_ms:
-        raise InputError(f"--since ({since}) is after --until ({until or 'now'}); give a start before the end")
+        raise InputError(
+            f"--since ({since}) is after --until ({until or 'now'}); give a start before the end"
+        )
 
     from perphedge.data.fetch import fetch_to_cache
     from perphedge.venues import ccxt_common
 
     exchange = ccxt_common.create_exchange(exchange_id, credentials=_credentials_from_env(exchange_id))
     if not show_progress:
-        return fetch_to_cache(exchange, symbol, since_ms=since_ms, until_ms=until_ms, timeframe=timeframe,
-                              data_dir=data_dir)
+        return fetch_to_cache(
+            exchange, symbol, since_ms=since_ms, until_ms=until_ms, timeframe=timeframe, data_dir=data_dir
+        )
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     tasks: dict[str, Any] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TextColumn("{task.fields[rows]} rows"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
 
         def on_page(page: Any) -> None:
             if page.dataset not in tasks:
                 tasks[page.dataset] = bar.add_task(page.dataset, total=100, rows=0)
             fraction = page.fraction_done
-            bar.update(tasks[page.dataset], completed=100 * fraction if fraction is not None else None,
-                       rows=page.rows)
+            bar.update(
+                tasks[page.dataset],
+                completed=100 * fraction if fraction is not None else None,
+                rows=page.rows,
+            )
 
-        summary = fetch_to_cache(exchange, symbol, since_ms=since_ms, until_ms=until_ms, timeframe=timeframe,
-                                 data_dir=data_dir, progress=on_page)
+        summary = fetch_to_cache(
+            exchange,
+            symbol,
+            since_ms=since_ms,
+            until_ms=until_ms,
+            timeframe=timeframe,
+            data_dir=data_dir,
+            progress=on_page,
+        )
         for task in tasks.values():
             bar.update(task, completed=100)
     return summary

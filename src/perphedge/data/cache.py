@@ -218,7 +218,8 @@ def read_meta(directory: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise DataError(
-            f"the cache's meta.json cannot be read ({e}); delete the directory and fetch again", where=str(path)
+            f"the cache's meta.json cannot be read ({e}); delete the directory and fetch again",
+            where=str(path),
         ) from e
 
 
@@ -239,7 +240,9 @@ def _market_dirs(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 def _utc_index(ts_ms: np.ndarray) -> pd.DatetimeIndex:
     # millisecond resolution, like the bundled data (perphedge.data.bundled), so frames compare equal
-    return pd.DatetimeIndex(np.asarray(ts_ms, dtype=np.int64).astype("datetime64[ms]"), name="ts").tz_localize("UTC")
+    return pd.DatetimeIndex(
+        np.asarray(ts_ms, dtype=np.int64).astype("datetime64[ms]"), name="ts"
+    ).tz_localize("UTC")
 
 
 def list_cached(data_dir: Path | None = None) -> list[DatasetInfo]:
@@ -374,7 +377,9 @@ def load_cached(exchange: str, symbol: str, timeframe: str, data_dir: Path | Non
     )
 
 
-def _funding_events(directory: Path, mark: pd.DataFrame | None, timeframe: str, notes: list[str]) -> pd.DataFrame:
+def _funding_events(
+    directory: Path, mark: pd.DataFrame | None, timeframe: str, notes: list[str]
+) -> pd.DataFrame:
     raw = read_table(directory / FUNDING_NAME, SETTLE_TS_COLUMN)
     if raw is None or raw.empty:
         notes.append("no funding settlements cached")

@@ -232,7 +232,9 @@ def fetch_to_cache(
     meta = read_meta(directory) or _new_meta(exchange.id, market, spot_symbol)
     write_json_atomic(meta, directory / META_NAME)
 
-    def run(name: str, path: Path, ts_column: str, download: Callable[[int, int | None], pd.DataFrame]) -> DatasetFetch:
+    def run(
+        name: str, path: Path, ts_column: str, download: Callable[[int, int | None], pd.DataFrame]
+    ) -> DatasetFetch:
         old = read_table(path, ts_column)
         first = int(old[ts_column].min()) if old is not None and not old.empty else None
         last = int(old[ts_column].max()) if old is not None and not old.empty else None

@@ -113,7 +113,11 @@ class PageProgress:
         if self.until_ms is None or self.until_ms <= self.since_ms:
             return None
         span = self.until_ms - self.since_ms
-        covered = (self.cursor_ts_ms - self.since_ms) if self.direction == "forward" else (self.until_ms - self.cursor_ts_ms)
+        covered = (
+            (self.cursor_ts_ms - self.since_ms)
+            if self.direction == "forward"
+            else (self.until_ms - self.cursor_ts_ms)
+        )
         return min(max(covered / span, 0.0), 1.0)
 
 
@@ -207,11 +211,11 @@ def _paginate(
         if done or (short and plan.short_page_is_last):
             break
     else:
-        raise VenueError(f"downloading {dataset} did not finish within {MAX_PAGES} pages", exchange=exchange.id)
+        raise VenueError(
+            f"downloading {dataset} did not finish within {MAX_PAGES} pages", exchange=exchange.id
+        )
     return [
-        rows_by_ts[ts]
-        for ts in sorted(rows_by_ts)
-        if ts >= since_ms and (until_ms is None or ts <= until_ms)
+        rows_by_ts[ts] for ts in sorted(rows_by_ts) if ts >= since_ms and (until_ms is None or ts <= until_ms)
     ]
 
 
@@ -242,7 +246,9 @@ def fetch_funding_rate_history(
         exchange,
         dataset=f"{symbol} funding",
         plan=plan or funding_paging_plan(exchange.id),
-        call_page=lambda since, limit, params: exchange.fetch_funding_rate_history(symbol, since, limit, params),
+        call_page=lambda since, limit, params: exchange.fetch_funding_rate_history(
+            symbol, since, limit, params
+        ),
         timestamp_of=lambda row: row["timestamp"],
         since_ms=since_ms,
         until_ms=until_ms,
@@ -288,7 +294,9 @@ def fetch_ohlcv_history(
         exchange,
         dataset=f"{symbol} {_bar_kind(exchange, symbol, price)} {timeframe} bars",
         plan=plan or ohlcv_paging_plan(exchange.id),
-        call_page=lambda since, limit, params: exchange.fetch_ohlcv(symbol, timeframe, since, limit, {**extra, **params}),
+        call_page=lambda since, limit, params: exchange.fetch_ohlcv(
+            symbol, timeframe, since, limit, {**extra, **params}
+        ),
         timestamp_of=lambda row: row[0],
         since_ms=since_ms,
         until_ms=until_ms,
@@ -334,15 +342,18 @@ def fetch_leverage_tiers_for(
     """
     native_market = exchange.has.get("fetchMarketLeverageTiers") is True
     if native_market:
+
         def call() -> Any:
             return exchange.fetch_market_leverage_tiers(symbol)
     elif exchange.has.get("fetchLeverageTiers"):
+
         def call() -> Any:
             return exchange.fetch_leverage_tiers([symbol])
     else:
         return LeverageTiersResult(
             tiers=(), skipped_reason=f"{exchange.id} offers no leverage tiers through ccxt"
         )
+
     def guarded() -> Any:
         try:
             return call()
@@ -368,4 +379,3 @@ def fetch_leverage_tiers_for(
 
 class _NeedsKeys(Exception):
     pass
-
