@@ -53,6 +53,25 @@ def test_binance_faq_cross_example_btcusdt_26316_89_with_the_2021_bracket_table(
     assert lp == pytest.approx(26_316.89, abs=0.005)
 
 
+@pytest.mark.parametrize(
+    ("qty", "entry", "mmr", "cum", "expected"),
+    [(3_683.979, 1_456.84, 0.10, 135_365, 1_114.78), (109.488, 32_481.98, 0.025, 16_300, 18_778.73)],
+)
+def test_freqtrade_asserted_isolated_values(
+    qty: float, entry: float, mmr: float, cum: float, expected: float
+) -> None:
+    # freqtrade@5a97760 tests/leverage/test_liquidation_price.py (asserted values, not its docstrings): the FAQ
+    # positions with the cross wallet as isolated balance (exchange-mechanics.md §10.9f)
+    lp = liquidation_price_linear(
+        side=1,
+        qty_base=qty,
+        entry_price=entry,
+        wallet_balance_usd=FAQ_WALLET,
+        table=BracketTable.single("X", mmr, cum),
+    )
+    assert lp == pytest.approx(expected, abs=0.005)
+
+
 def test_discrepancy_example_binance_8_0808_vs_bybit_8_1() -> None:
     # exchange-mechanics.md §10.7: EP 10, 5x, MMR 1 %, no cum. Binance: MM at LP; Bybit: MM at entry.
     binance = liquidation_price_linear(
