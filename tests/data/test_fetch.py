@@ -297,3 +297,39 @@ def test_fetched_cache_loads_as_market_data(tmp_path: Path) -> None:
     assert data.funding.empty and "no funding settlements cached" in data.notes
     (info,) = c.list_cached(tmp_path)
     assert info.bars == 3 and info.funding_settlements == 0
+
+
+def test_a_crash_while_writing_the_merged_file_keeps_the_old_one_and_the_next_fetch_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetch_to_cache(binance(), "BTC/USDT:USDT", since_ms=T0, until_ms=T0, data_dir=tmp_path, sleep=NO_SLEEP)
+    directory = tmp_path / "binance" / "BTCUSDT"
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+
+    real_replace = c.os.replace
+
+    def power_cut(src: Any, dst: Any) -> None:
+        if str(dst).endswith("perp_1h.parquet"):
+            raise OSError("simulated power cut during the rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(c.os, "replace", power_cut)
+    with pytest.raises(OSError, match="power cut"):
+        fetch_to_cache(
+            binance(), "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+        )
+    monkeypatch.setattr(c.os, "replace", real_replace)
+    assert (directory / "perp_1h.parquet").read_bytes() == before["perp_1h.parquet"]
+    assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
+
+    ex = binance()
+    fetch_to_cache(
+        ex, "BTC/USDT:USDT", since_ms=T0, until_ms=T0 + 2 * HOUR, data_dir=tmp_path, sleep=NO_SLEEP
+    )
+    (call,) = calls_to(ex, "/fapi/v1/klines")
+    assert int(query(call.url)["startTime"]) == T0  # resumes from the newest bar the old file holds
+    assert pd.read_parquet(directory / "perp_1h.parquet")[c.BAR_TS_COLUMN].tolist() == [
+        T0,
+        T0 + HOUR,
+        T0 + 2 * HOUR,
+    ]

@@ -358,3 +358,40 @@ def test_public_leverage_tiers_are_downloaded(exchange_id: str, route: str, meth
     assert result.available
     expected = entry["parsed_ccxt_4_5_90"]
     assert [{k: t[k] for k in expected[0]} for t in result.tiers] == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    page_limit=st.integers(min_value=1, max_value=4),
+    since_offset_min=st.integers(min_value=-2, max_value=2),
+    span_min=st.integers(min_value=0, max_value=4),
+)
+def test_okx_backward_paging_returns_exactly_the_recorded_bars_inside(
+    page_limit: int, since_offset_min: int, span_min: int
+) -> None:
+    first = 1678928640000
+    ex = replay_exchange("okx", {"/api/v5/market/": okx_window(OKX_CANDLES["httpResponse"], lambda r: r[0])})
+    since = first + since_offset_min * 60_000
+    until = since + span_min * 60_000
+    plan = h.PagingPlan(
+        direction="backward", page_limit=page_limit, upper_param="until", upper_is_exclusive=True
+    )
+    bars = h.fetch_ohlcv_history(ex, "BTC/USDT:USDT", "1m", since, until, plan=plan, sleep=NO_SLEEP)
+    assert bars == [b for b in OKX_CANDLES["parsed_ccxt_4_5_90"] if since <= b[0] <= until]
+    afters = [param(ex, i, "after") for i in range(len(ex.replay_calls))]
+    assert afters == sorted(set(afters), reverse=True)  # strictly moving back: the loop cannot repeat itself
+
+
+def test_backward_progress_counts_from_the_end() -> None:
+    ex = replay_exchange("okx", {"/api/v5/market/": okx_window(OKX_CANDLES["httpResponse"], lambda r: r[0])})
+    seen: list[h.PageProgress] = []
+    since, until = 1678928640000, 1678928760000
+    plan = h.PagingPlan(direction="backward", page_limit=1, upper_param="until", upper_is_exclusive=True)
+    h.fetch_ohlcv_history(
+        ex, "BTC/USDT:USDT", "1m", since, until, plan=plan, progress=seen.append, sleep=NO_SLEEP
+    )
+    assert [p.pages for p in seen] == [1, 2, 3]
+    assert [p.rows for p in seen] == [1, 2, 3]
+    fractions = [p.fraction_done for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert seen[0].fraction_done == pytest.approx(1 / 120_000)  # cursor one ms below the newest bar
