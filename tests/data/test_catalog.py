@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -75,3 +76,49 @@ def test_list_datasets_of_an_empty_data_dir_is_the_bundled_list(tmp_path: Path) 
     datasets = list_datasets(tmp_path)
     assert len(datasets) == 18
     assert {d.source for d in datasets} == {"bundled"}
+
+
+def _write_cache(market: object, root: Path) -> None:
+    """Store real bundled data in the download cache's layout (perphedge.data.cache)."""
+    from perphedge.data import cache as c
+
+    directory = c.market_cache_dir(root, "binance", "BTCUSDT")
+    ts = market.bars.index.as_unit("ms").asi8.astype(np.int64)
+    for leg in ("perp", "spot"):
+        frame = pd.DataFrame({c.BAR_TS_COLUMN: ts})
+        for col in ("open", "high", "low", "close"):
+            frame[col] = market.bars[f"{leg}_{col}"].to_numpy()
+        frame["volume"] = market.bars[f"{leg}_volume_base"].to_numpy()
+        c.write_parquet_atomic(frame, directory / c.bars_file_name(leg, market.timeframe))
+    funding = pd.DataFrame(
+        {
+            c.SETTLE_TS_COLUMN: market.funding.index.as_unit("ms").asi8.astype(np.int64),
+            "rate_per_interval": market.funding["rate_per_interval"].to_numpy(),
+            "mark_price": market.funding["mark_price"].to_numpy(),
+        }
+    )
+    c.write_parquet_atomic(funding, directory / c.FUNDING_NAME)
+    meta = {
+        "format": 1,
+        "exchange": "binance",
+        "ccxt_symbol": "BTC/USDT:USDT",
+        "market_id": "BTCUSDT",
+        "datasets": {},
+    }
+    c.write_json_atomic(meta, directory / c.META_NAME)
+
+
+def test_cached_data_is_listed_and_loaded_when_asked_for(tmp_path: Path) -> None:
+    pytest.importorskip("perphedge.data.cache")
+    market = window_market(load_bundled("BTCUSDT"), "2024-01-01", "2024-02-01")
+    _write_cache(market, tmp_path)
+    cached = [d for d in list_datasets(tmp_path) if d.source.startswith("cache:")]
+    assert [(d.exchange, d.symbol, d.timeframe, d.bars) for d in cached] == [("binance", "BTCUSDT", "8h", 93)]
+    loaded = load_market("BTC/USDT:USDT", data_dir=tmp_path, source="cache", start="2024-01-10")
+    assert loaded.source == "cache"
+    assert loaded.bars.index[0] == pd.Timestamp("2024-01-10", tz="UTC")
+    np.testing.assert_array_equal(
+        loaded.bars["perp_close"], market.bars["perp_close"][market.bars.index >= "2024-01-10"]
+    )
+    # by default the bundled history wins for a bundled symbol
+    assert load_market("BTCUSDT", data_dir=tmp_path).source == "bundled"
