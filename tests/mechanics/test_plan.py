@@ -204,6 +204,25 @@ def test_bad_inputs_are_refused_with_what_to_do(
         plan_hedge(linear(**overrides))
 
 
+def test_cross_mode_gives_the_isolated_figures_and_says_why() -> None:
+    from perphedge.mechanics.margin import MarginMode
+
+    isolated = plan_hedge(linear())
+    cross = plan_hedge(linear(margin_mode=MarginMode.CROSS))
+    assert cross.to_json_dict() == isolated.to_json_dict()
+    assert any("spot coins are not futures collateral" in note for note in cross.notes)
+
+
+def test_contract_size_with_a_linear_contract_is_refused() -> None:
+    with pytest.raises(InputError, match="applies to inverse contracts only"):
+        plan_hedge(linear(contract_size_usd=100.0))
+
+
+def test_inverse_altcoin_uses_10_usd_contracts() -> None:
+    plan = plan_hedge(inverse(symbol="ETHUSD", spot_qty_base=1.0, price_usd=3_000.0))
+    assert plan.perp_qty == -300
+
+
 def test_inverse_bad_inputs() -> None:
     with pytest.raises(InputError, match="only 1.0 are held"):
         plan_hedge(inverse(collateral=2.0))

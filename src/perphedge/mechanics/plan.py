@@ -140,6 +140,11 @@ class PlanInputs:
             require_non_negative("collateral (--collateral)", self.collateral)
         if self.contract_size_usd is not None:
             require_positive("contract size (--contract-size)", self.contract_size_usd)
+            if self.contract is not ContractKind.INVERSE:
+                raise InputError(
+                    f"contract size (--contract-size) applies to inverse contracts only; it was "
+                    f"{self.contract_size_usd!r} with a linear contract; drop it or add --contract inverse"
+                )
         rate = require_finite("funding rate (--funding-rate)", self.funding_rate_per_interval)
         if abs(rate) > MAX_FUNDING_RATE:
             raise InputError(
