@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perphedge.errors import DataError, InputError
@@ -67,6 +67,7 @@ def test_lookup_is_by_notional_floor_inclusive() -> None:
     assert BTCUSDT_2024.for_notional(5e9).mmr == 0.5
 
 
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
 @given(st.floats(0, 2e9, allow_nan=False), st.floats(0, 2e9, allow_nan=False))
 def test_lookup_is_monotone_in_notional(a: float, b: float) -> None:
     low, high = sorted((a, b))
@@ -77,6 +78,7 @@ def test_lookup_is_monotone_in_notional(a: float, b: float) -> None:
         assert lo.max_leverage >= hi.max_leverage
 
 
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
 @given(st.integers(1, 11))
 def test_maintenance_margin_is_continuous_at_every_boundary(i: int) -> None:
     table = BTCUSDT_2024

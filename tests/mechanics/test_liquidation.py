@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from perphedge.errors import InputError
@@ -194,6 +194,7 @@ sides = st.sampled_from([1, -1])
 tables = st.sampled_from([BTCUSDT_2021, BTCUSDT_2024, BracketTable.single("X", 0.01, 0.0)])
 
 
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
 @given(
     side=sides,
     qty=st.floats(0.001, 20_000),
@@ -220,6 +221,7 @@ def test_isolated_linear_balance_equals_maintenance_at_lp(
     ) == pytest.approx(wallet, rel=1e-9, abs=1e-9 * qty * entry)
 
 
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
 @given(
     side=sides,
     qty=st.floats(0.01, 5_000),
@@ -264,6 +266,7 @@ coin_tables = st.sampled_from(
 )
 
 
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
 @given(
     side=sides,
     contracts=st.integers(1, 1_000_000),
@@ -299,6 +302,7 @@ def test_inverse_balance_equals_maintenance_at_lp(
     ) == pytest.approx(wallet, rel=1e-9, abs=1e-12 * size_usd / entry)
 
 
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
 @given(qty=st.floats(0.01, 100), entry=st.floats(100, 100_000), w1=st.floats(0.01, 2), w2=st.floats(0.01, 2))
 def test_more_collateral_moves_a_short_liquidation_price_up(
     qty: float, entry: float, w1: float, w2: float

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perphedge.errors import InputError, MarginError
@@ -137,6 +137,7 @@ def test_hedge_ratio_zero_has_no_position() -> None:
     assert not any(p.liquidated for p in plan.stress)
 
 
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
 @given(
     spot_qty=st.floats(0.001, 500),
     price=st.floats(100, 200_000),

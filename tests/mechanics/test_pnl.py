@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perphedge.errors import InputError
@@ -36,6 +36,7 @@ def test_bybit_average_entry_examples_arithmetic_and_harmonic() -> None:
     assert average_entry_inverse([1_000, 2_000], [5_000, 6_000]) == pytest.approx(5_625)
 
 
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
 @given(
     contracts=st.lists(st.integers(1, 10_000), min_size=1, max_size=6),
     prices=st.lists(st.floats(100, 100_000), min_size=6, max_size=6),
