@@ -98,6 +98,7 @@ def test_fetch_table_output_and_data_dir_from_the_environment(
     result = fetch("--since", "2024-01-30T16:00Z", "--until", "2024-01-30T18:00Z")
     assert result.exit_code == 0, result.output
     assert "perp_1h" in result.stdout and "leverage tiers: not downloaded" in result.stdout
+    assert "PERPHEDGE_BINANCE_API_KEY" in result.stdout
     assert (tmp_path / "binance" / "BTCUSDT" / "meta.json").exists()
 
 

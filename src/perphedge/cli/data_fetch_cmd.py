@@ -77,6 +77,13 @@ def _print_summary(summary: FetchSummary) -> None:
     console.print(f"leverage tiers: {tiers}")
     for warning in summary.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if summary.leverage_tiers is None and any("API key" in w for w in summary.warnings):
+        upper = summary.exchange.upper()
+        console.print(
+            f"hint: export {KEY_ENV_TEMPLATE.format(EXCHANGE=upper)} and "
+            f"{SECRET_ENV_TEMPLATE.format(EXCHANGE=upper)} (a read-only key) and run again for the tiers",
+            highlight=False,
+        )
 
 
 @data_app.command("fetch")
