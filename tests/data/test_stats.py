@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perphedge.data.bundled import load_bundled, market_dir
 from perphedge.data.catalog import window_market
@@ -123,3 +125,23 @@ def test_per_year_uses_the_utc_year_of_the_settlement() -> None:
     # the 2022-01-01 00:00:00.00x settlement ends the 2021-12-31 16:00 bar but is counted in 2022
     assert {year: s.settlements for year, s in stats.per_year.items()} == {"2022": 2}
     assert np.isfinite(stats.basis_bps.mean)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    symbol=st.sampled_from(["SOLUSDT", "POLUSDT", "BNBUSDT"]),
+    start_day=st.integers(min_value=0, max_value=400),
+    days=st.integers(min_value=2, max_value=500),
+)
+def test_period_stats_are_consistent_on_any_real_window(symbol: str, start_day: int, days: int) -> None:
+    market = load_bundled(symbol)
+    start = market.bars.index[0] + pd.Timedelta(days=start_day)
+    window = window_market(market, start, start + pd.Timedelta(days=days))
+    stats = funding_stats(window)
+    whole = stats.whole_period
+    assert whole.settlements == len(window.funding) == sum(p.settlements for p in stats.per_year.values())
+    apr = window.funding["rate_per_interval"] * 8760 / window.funding["interval_hours"]
+    assert apr.min() - 1e-12 <= whole.mean_apr <= apr.max() + 1e-12
+    assert whole.min_rate <= whole.max_rate
+    assert 0.0 <= whole.share_negative <= 1.0 and 0.0 <= whole.share_at_baseline <= 1.0
+    assert stats.basis_bps.p01 <= stats.basis_bps.mean <= stats.basis_bps.p99 or stats.basis_bps.bars < 100
