@@ -44,7 +44,9 @@ print(json.dumps({"import_ms": (t1 - t0) * 1e3, "load_ms": (t3 - t2) * 1e3, "rss
 def cold(symbol: str, timeframe: str, runs: int = 5) -> list[dict[str, float]]:
     out = []
     for _ in range(runs):
-        done = subprocess.run([sys.executable, "-c", CHILD, symbol, timeframe], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, symbol, timeframe], capture_output=True, text=True, check=True
+        )
         out.append(json.loads(done.stdout))
     return out
 
@@ -73,7 +75,11 @@ def main() -> None:
         rss = statistics.median(r["rss_delta_mb"] for r in runs)
         frame = runs[0]["frame_mb"]
         warm_ms = warm(symbol, timeframe)
-        verdict = "ok" if load < target_ms and (target_mb is None or (frame < target_mb and rss < target_mb)) else "OVER TARGET"
+        verdict = (
+            "ok"
+            if load < target_ms and (target_mb is None or (frame < target_mb and rss < target_mb))
+            else "OVER TARGET"
+        )
         print(
             f"{symbol} {timeframe}: {runs[0]['bars']:,} bars + {runs[0]['settlements']:,} settlements | "
             f"fresh process: load {load:.1f} ms (median of {len(runs)}; imports {imports:.0f} ms before it) | "
