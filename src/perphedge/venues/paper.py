@@ -159,9 +159,10 @@ class Fault:
     times: int = 1
     fill_fraction: float = 0.5
     price_factor: float = 1.0
+    skip_calls: int = 0  # unavailable: let this many calls through first
 
     def __post_init__(self) -> None:
-        if self.times < 1:
+        if self.times < 1 or self.skip_calls < 0:
             raise InputError(f"fault times must be >= 1; it was {self.times}")
         if not 0.0 < self.fill_fraction < 1.0:
             raise InputError(f"fault fill_fraction must be in (0, 1); it was {self.fill_fraction}")
@@ -285,6 +286,10 @@ class PaperVenue:
     def _take_fault(self, kind: FaultKind, leg: Leg | None = None) -> dict[str, Any] | None:
         for record in self._s.faults:
             if record["kind"] == kind.value and (record["leg"] is None or leg is None or record["leg"] == leg.value):
+                if record.get("skip_calls", 0) > 0:
+                    record["skip_calls"] -= 1
+                    self._save()
+                    return None
                 record["times"] -= 1
                 if record["times"] <= 0:
                     self._s.faults.remove(record)
