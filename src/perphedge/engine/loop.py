@@ -137,7 +137,7 @@ def _prepare(market: MarketData, config: BacktestConfig) -> _Arrays:
         if bad.any():
             j = int(np.argmax(bad)) + i0
             raise DataError(
-                f"{c} was {arrays[c][j]!r} at {bars.index[j]}; prices must be positive numbers; "
+                f"{c} was {float(arrays[c][j])!r} at {bars.index[j]}; prices must be positive numbers; "
                 "repair or re-fetch the data (perphedge data fetch)",
                 where=market.symbol,
             )
@@ -626,7 +626,8 @@ def _simulate(
                         / leverage
                     )
                     kept_margin = abs(qty_before) * po[i] / leverage if perp_qty * qty_before > 0 else 0.0
-                    available = wallet + perp_qty * (po[i] - entry) - kept_margin
+                    # checked before this fill's fee and slippage are taken, as the exchange checks the order
+                    available = wallet + f.fee_usd + f.slippage_usd + perp_qty * (po[i] - entry) - kept_margin
                     if added_margin > available * (1.0 + 1e-9):
                         events.append(
                             BacktestEvent(
@@ -678,8 +679,9 @@ def _simulate(
                 notional = abs(perp_qty) * liq_price
                 clearance = min(config.clearance_fee * notional, max(wallet, 0.0))
                 wallet -= clearance
+                # booked at the bar's close: the time within the bar is unknown, and the equity series is at closes
                 ledger.add(
-                    bar_open_ms,
+                    int(close_ts[i]),
                     "liquidation",
                     "perp",
                     "liquidation",
@@ -690,10 +692,11 @@ def _simulate(
                 )
                 events.append(
                     BacktestEvent(
-                        ts=ts_of(bar_open_ms),
+                        ts=ts_of(int(close_ts[i])),
                         kind="liquidation",
                         detail=(
-                            f"{'short' if perp_qty < 0 else 'long'} {abs(perp_qty):.6g} liquidated at {liq_price:,.2f} "
+                            f"{'short' if perp_qty < 0 else 'long'} {abs(perp_qty):.6g} liquidated at {liq_price:,.2f} during the bar "
+                            f"opening {ts_of(bar_open_ms):%Y-%m-%d %H:%M} UTC "
                             f"(bar {'high' if perp_qty < 0 else 'low'} {adv_hi[i] if perp_qty < 0 else adv_lo[i]:,.2f}); "
                             f"clearance fee {clearance:,.2f} USD; the spot is left unhedged and trading stops"
                         ),
