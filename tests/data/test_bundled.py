@@ -163,8 +163,9 @@ def test_forward_filled_funding_round_trip_keeps_equal_consecutive_settlements()
     assert (
         np.diff(rates) == 0
     ).any()  # equal consecutive rates (0.01 % baseline): invisible in a ffill column
+    # the window's last settlement (at its end) is refreshed in the hour row after its last bar
     hours = np.arange(
-        market.bars.index[0].value // 1_000_000, market.bars.index[-1].value // 1_000_000 + HOUR_MS, HOUR_MS
+        market.bars.index[0].value // 1_000_000, market.bars.index[-1].value // 1_000_000 + 2 * HOUR_MS, HOUR_MS
     )
     settle_ms = funding.index.as_unit("ms").asi8
     idx = np.searchsorted(np.rint(settle_ms / HOUR_MS).astype(np.int64) * HOUR_MS, hours, side="right") - 1

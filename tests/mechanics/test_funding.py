@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perphedge.errors import DataError
@@ -92,6 +92,7 @@ def test_infer_interval_rejects_gaps_duplicates_and_unsorted() -> None:
         f.infer_interval_hours([0, 3 * HOUR])
 
 
+@settings(deadline=None)  # shared 2-core machine: no per-example time limit
 @given(
     qty=st.floats(min_value=1e-6, max_value=1e6),
     price=st.floats(min_value=1e-3, max_value=1e7),

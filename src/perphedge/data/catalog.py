@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import pandas as pd
 from perphedge.data import bundled
 from perphedge.data.schema import DatasetInfo, MarketData
 from perphedge.errors import InputError, UnknownSymbolError
-from perphedge.mechanics.funding import SETTLEMENT_JITTER_TOLERANCE_MS
 from perphedge.units import parse_utc
 
 SOURCES: tuple[str, ...] = ("auto", "bundled", "import", "cache")
@@ -76,21 +74,15 @@ def window_market(market: MarketData, start: TimeBound = None, end: TimeBound = 
         return market
     if start_ts is not None and end_ts is not None and end_ts <= start_ts:
         raise InputError(f"end {end_ts.isoformat()} must be after start {start_ts.isoformat()}")
-    bars, funding = market.bars, market.funding
-    slack = pd.Timedelta(milliseconds=SETTLEMENT_JITTER_TOLERANCE_MS)
-    if start_ts is not None:
-        bars = bars[bars.index >= start_ts]
-        funding = funding[funding.index > start_ts + slack]
-    if end_ts is not None:
-        bars = bars[bars.index < end_ts]
-        funding = funding[funding.index <= end_ts + slack]
+    windowed = market.between(start_ts, end_ts)
+    bars = windowed.bars
     if bars.empty:
         first, last = market.bars.index[0], market.bars.index[-1]
         raise InputError(
             f"no {market.symbol} {market.timeframe} bars between {start_ts} and {end_ts}; "
             f"the data covers {first.isoformat()} … {last.isoformat()}"
         )
-    return dataclasses.replace(market, bars=bars, funding=funding)
+    return windowed
 
 
 def load_market(

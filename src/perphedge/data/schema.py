@@ -25,7 +25,7 @@ Frames (pandas, tz-aware UTC ``DatetimeIndex`` named ``ts``, strictly increasing
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -87,25 +87,26 @@ class MarketData:
         )
 
     def between(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> MarketData:
-        """Return the bars opening in [start, end) and the settlements in (start, end]."""
+        """Return the bars opening in [start, end) and the settlements that belong to them.
+
+        A settlement belongs to the bar that opened before it, and exchanges stamp settlements a few
+        milliseconds late (Binance ``fundingTime`` 16:00:00.001). So settlements are kept in
+        (start, end] with ``SETTLEMENT_JITTER_TOLERANCE_MS`` of slack: the one stamped at
+        ``start`` + 2 ms belongs to the bar before the window, the one at ``end`` + 2 ms to the
+        window's last bar.
+        """
+        from perphedge.mechanics.funding import SETTLEMENT_JITTER_TOLERANCE_MS
+
+        slack = pd.Timedelta(milliseconds=SETTLEMENT_JITTER_TOLERANCE_MS)
         bars = self.bars
         funding = self.funding
         if start is not None:
             bars = bars[bars.index >= start]
-            funding = funding[funding.index > start]
+            funding = funding[funding.index > start + slack]
         if end is not None:
             bars = bars[bars.index < end]
-            funding = funding[funding.index <= end]
-        return MarketData(
-            exchange=self.exchange,
-            symbol=self.symbol,
-            ccxt_symbol=self.ccxt_symbol,
-            timeframe=self.timeframe,
-            bars=bars,
-            funding=funding,
-            source=self.source,
-            notes=self.notes,
-        )
+            funding = funding[funding.index <= end + slack]
+        return replace(self, bars=bars, funding=funding)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
