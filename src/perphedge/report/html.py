@@ -72,6 +72,8 @@ th, td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: right; whi
 th:first-child, td:first-child { text-align: left; }
 th { background: #f3f3f3; }
 .wide { overflow-x: auto; }
+table.text td, table.text th { text-align: left; white-space: normal; max-width: 760px; overflow-wrap: anywhere; }
+table.text td:first-child { white-space: nowrap; }
 .warn { color: #a40000; font-weight: 600; }
 """
 
@@ -112,7 +114,7 @@ def render_backtest_report(
             "Per year", _table(*to_per_year_table(calc_per_year(to_equity_curve(result), result.ledger)))
         ),
         _events_section([result]),
-        _section("Settings", _kv_table(to_settings_rows(result.settings))),
+        _section("Settings", _kv_table(to_settings_rows(result.settings), text=True)),
     ]
     return _page(heading, sections)
 
@@ -162,7 +164,7 @@ def render_compare_report(
     sections.append(_events_section(results))
     for result in results:
         sections.append(
-            _section(f"Settings: {result.strategy}", _kv_table(to_settings_rows(result.settings)))
+            _section(f"Settings: {result.strategy}", _kv_table(to_settings_rows(result.settings), text=True))
         )
     return _page(heading, sections)
 
@@ -559,18 +561,22 @@ def _events_section(results: Sequence[BacktestResult]) -> str:
     if not rows:
         return _section("Events", '<p class="note">No events: no liquidation, switch or top-up.</p>')
     note = f"{hidden} further events not listed (every liquidation is)." if hidden else None
-    return _section("Events", _table(["Time (UTC)", "Strategy", "Event", "Detail"], rows), note=note)
+    return _section(
+        "Events", _table(["Time (UTC)", "Strategy", "Event", "Detail"], rows, text=True), note=note
+    )
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, text: bool = False) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    css = ' class="text"' if text else ""
+    return f'<div class="wide"><table{css}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _kv_table(rows: Sequence[tuple[str, str]]) -> str:
+def _kv_table(rows: Sequence[tuple[str, str]], *, text: bool = False) -> str:
     body = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return f'<div class="wide"><table><tbody>{body}</tbody></table></div>'
+    css = ' class="text"' if text else ""
+    return f'<div class="wide"><table{css}><tbody>{body}</tbody></table></div>'
 
 
 def _page(title: str, sections: Sequence[str]) -> str:

@@ -7,6 +7,7 @@ dates as UTC. A figure that is undefined (``None``) is shown as "–".
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -159,4 +160,12 @@ def to_per_year_table(per_year: pd.DataFrame) -> tuple[list[str], list[list[str]
 
 def to_settings_rows(settings: dict[str, Any]) -> list[tuple[str, str]]:
     """Return ``(setting, value)`` rows of the settings that shaped a run, in their given order."""
-    return [(str(key), MISSING if value is None else str(value)) for key, value in settings.items()]
+    return [(str(key), _setting_text(value)) for key, value in settings.items()]
+
+
+def _setting_text(value: Any) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str)
+    return str(value)
