@@ -16,7 +16,7 @@ import pytest
 
 from perphedge.errors import ConfigError, DataError, VenueError, VenueUnavailable
 from perphedge.venues import funding_snapshot as fs
-from tests.kit.ccxt_replay import InOrder, fixture_body, fixture_entry, replay_exchange, replay_exchange_async
+from tests.kit.ccxt_replay import fixture_body, fixture_entry, replay_exchange, replay_exchange_async
 
 SCAN_FIXTURES = Path(__file__).resolve().parent.parent / "scan" / "fixtures"
 
@@ -198,34 +198,35 @@ def test_missing_funding_rate_is_a_data_error() -> None:
 # --- history -------------------------------------------------------------------------------------------
 
 
-def test_recent_history_is_oldest_first_and_pagination_stops_when_nothing_new() -> None:
-    body = fixture_body("mexc", "source_comment", "fetchFundingRateHistory")
-
-    async def go() -> tuple[fs.FundingHistory, int]:
-        ex = replay_exchange_async("mexc", {"/api/v1/contract/funding_rate/history": InOrder([body, body])})
+def _history(exchange_id: str, routes: dict[str, Any], **kwargs: Any) -> tuple[fs.FundingHistory, list[str]]:
+    async def go() -> tuple[fs.FundingHistory, list[str]]:
+        ex = replay_exchange_async(exchange_id, routes)
         try:
-            history = await fs.fetch_recent_funding_history(ex, "BTC/USDT:USDT", since_ms=1609700000000,
-                                                            retry_attempts=1)
-            return history, len(ex.replay_calls)
+            history = await fs.fetch_recent_funding_history(ex, "BTC/USDT:USDT", retry_sleep=lambda s: None,
+                                                            **kwargs)
+            return history, [c.url for c in ex.replay_calls]
         finally:
             await ex.close()
 
-    history, calls = asyncio.run(go())
-    # body (newest first): 0.000266 at 1609804800000, 0.00029 at 1609776000000
-    assert history.settle_ts_ms == (1609776000000, 1609804800000)
-    assert history.rates == (0.00029, 0.000266)
-    assert calls == 2  # the second page brought nothing new
+    return asyncio.run(go())
 
 
-def test_history_before_since_is_left_out() -> None:
-    body = fixture_body("mexc", "source_comment", "fetchFundingRateHistory")
+def test_recent_history_pages_through_the_shared_downloader_on_the_async_exchange() -> None:
+    body = fixture_body("binance", "source_comment", "fetchFundingRateHistory")
+    history, urls = _history("binance", {"/fapi/v1/fundingRate": body}, since_ms=1621267200000 - 30 * 86_400_000,
+                             until_ms=1621267200000 + 3_600_000)
+    # sample: BTCUSDT 0.00063521 at 1621267200000; one short page (< 1000 rows) ends Binance's forward paging
+    assert history.settle_ts_ms == (1621267200000,) and history.rates == (0.00063521,)
+    assert len(urls) == 1 and "startTime=" in urls[0] and "limit=1000" in urls[0]
 
-    async def go() -> fs.FundingHistory:
-        ex = replay_exchange_async("mexc", {"/api/v1/contract/funding_rate/history": body})
-        try:
-            return await fs.fetch_recent_funding_history(ex, "BTC/USDT:USDT", since_ms=1609800000000,
-                                                         retry_attempts=1)
-        finally:
-            await ex.close()
 
-    assert asyncio.run(go()).settle_ts_ms == (1609804800000,)
+def test_history_outside_the_window_is_left_out() -> None:
+    body = fixture_body("binance", "source_comment", "fetchFundingRateHistory")
+    history, _ = _history("binance", {"/fapi/v1/fundingRate": body}, since_ms=1621267200000 - 86_400_000,
+                          until_ms=1621267200000 - 1)
+    assert history.settle_ts_ms == ()
+
+
+def test_history_failure_is_a_venue_error() -> None:
+    with pytest.raises(VenueUnavailable):
+        _history("binance", {"/fapi/v1/fundingRate": ccxt.ExchangeNotAvailable("down")}, since_ms=0)

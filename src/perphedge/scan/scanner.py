@@ -214,7 +214,8 @@ async def _fetch_histories(
                 return await fetch_recent_funding_history(
                     exchange, candidate.perp_symbol,
                     since_ms=recorded[candidate.exchange] - history_window_ms(HISTORY_DAYS),
-                    retry_attempts=retry_attempts,
+                    until_ms=recorded[candidate.exchange],
+                    retry_sleep=None if retry_attempts > 1 else _no_wait,
                 )
             finally:
                 done += 1
@@ -233,6 +234,10 @@ async def _fetch_histories(
         elif isinstance(answer, BaseException):
             raise answer
     return histories, warnings
+
+
+def _no_wait(seconds: float) -> None:
+    """With ``retry_attempts`` 1 the history downloader retries without waiting (it has its own count)."""
 
 
 def run_scan(exchange_ids: Sequence[str], settings: ScanSettings, **kwargs: Any) -> ScanResult:

@@ -16,7 +16,8 @@ backoff through :func:`perphedge.venues.ccxt_common.acall_with_retries`):
   ``GET /fapi/v1/fundingInfo``, Bitget's current-fund-rate);
 - ``fetch_tickers`` for the spot and the perpetual leg (24 h quote volume, last price), falling back
   to ``fetch_ticker`` per symbol for the symbols a bulk answer left out;
-- ``fetch_funding_rate_history`` for the recent settlements of the candidates asked for.
+- ``fetch_funding_rate_history`` for the recent settlements of the candidates asked for, paged by
+  :mod:`perphedge.venues.history` (the project's downloader) through a blocking facade.
 
 A failed optional call (tickers, intervals, one symbol's funding) becomes a warning in the snapshot;
 only a failure of the funding call itself makes the exchange fail.
@@ -536,53 +537,61 @@ async def _fetch_tickers(
     return tickers
 
 
+class _BlockingFacade:
+    """A synchronous view of an async ccxt exchange, for the paginated history helper.
+
+    :func:`perphedge.venues.history.fetch_funding_rate_history` pages with the exchange's own plan
+    (forward for Binance, backward for Bybit and OKX) through a synchronous exchange. Run in a worker
+    thread, this facade submits each request to the event loop that owns the async exchange, so the
+    scanner keeps one exchange object, one session and one rate limiter per exchange.
+    """
+
+    def __init__(self, exchange: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._exchange = exchange
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._exchange, name)
+
+    def fetch_funding_rate_history(self, symbol: str, since: int | None = None, limit: int | None = None,
+                                   params: dict[str, Any] | None = None) -> Any:
+        coroutine = self._exchange.fetch_funding_rate_history(symbol, since, limit, params or {})
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+
 async def fetch_recent_funding_history(
     exchange: Any,
     perp_symbol: str,
     *,
     since_ms: int,
-    retry_attempts: int = 3,
-    max_pages: int = 8,
+    until_ms: int | None = None,
+    retry_sleep: Callable[[float], None] | None = None,
 ) -> FundingHistory:
-    """Fetch the settlements of one perpetual since ``since_ms``, oldest first (bounded pagination).
+    """Fetch the settlements of one perpetual in ``[since_ms, until_ms]``, oldest first.
 
-    Pages forward from ``since_ms`` with ccxt's ``fetch_funding_rate_history`` until a page brings
-    nothing new or ``max_pages`` pages were read (30 days of 1 h settlements is 720 rows: 4 pages
-    of Bybit's 200). Duplicated timestamps (a page overlap) are kept once.
+    Uses the project's paginated downloader :func:`perphedge.venues.history.fetch_funding_rate_history`
+    (each exchange's documented paging, retries with backoff) in a worker thread, its requests
+    running on this event loop's async ``exchange``.
 
     Raises:
-        VenueError: when the exchange cannot answer.
+        VenueError: when the exchange cannot answer (VenueUnavailable after the retries).
         DataError: when a settlement has no rate or timestamp.
     """
-    exchange_id = exchange.id
-    rows: dict[int, float] = {}
-    cursor = since_ms
-    for _ in range(max_pages):
-        page = await acall_with_retries(
-            lambda c=cursor: exchange.fetch_funding_rate_history(perp_symbol, c),
-            exchange_id=exchange_id,
-            action=f"fetch funding history {perp_symbol}",
-            attempts=retry_attempts,
-        )
-        new = 0
-        for row in page:
-            ts, value = row.get("timestamp"), row.get("fundingRate")
-            if ts is None or value is None:
-                raise DataError(f"a settlement had timestamp {ts!r} and rate {value!r}; both are needed",
-                                where=f"{exchange_id} {perp_symbol}")
-            if int(ts) >= since_ms and int(ts) not in rows:
-                rows[int(ts)] = float(value)
-                new += 1
-        if not page or new == 0:
-            break
-        cursor = max(rows) + 1
-    ordered = sorted(rows)
-    return FundingHistory(
-        perp_symbol=perp_symbol,
-        settle_ts_ms=tuple(ordered),
-        rates=tuple(rows[t] for t in ordered),
-        since_ms=since_ms,
-    )
+    from perphedge.venues.history import fetch_funding_rate_history
+
+    facade = _BlockingFacade(exchange, asyncio.get_running_loop())
+    extra: dict[str, Any] = {} if retry_sleep is None else {"sleep": retry_sleep}
+    rows = await asyncio.to_thread(fetch_funding_rate_history, facade, perp_symbol, since_ms, until_ms, **extra)
+    stamps: list[int] = []
+    rates: list[float] = []
+    for row in rows:
+        ts, value = row.get("timestamp"), row.get("fundingRate")
+        if ts is None or value is None:
+            raise DataError(f"a settlement had timestamp {ts!r} and rate {value!r}; both are needed",
+                            where=f"{exchange.id} {perp_symbol}")
+        stamps.append(int(ts))
+        rates.append(float(value))
+    return FundingHistory(perp_symbol=perp_symbol, settle_ts_ms=tuple(stamps), rates=tuple(rates), since_ms=since_ms)
 
 
 def history_window_ms(days: float) -> int:
