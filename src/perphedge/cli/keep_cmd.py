@@ -98,10 +98,10 @@ def keep_command(
                                  "pass --yes to confirm")
             if not typer.confirm(f"Place REAL orders on {spec.exchange} for {spec.perp_symbol} / {spec.spot_symbol}?"):
                 raise InputError("live trading not confirmed; nothing was done")
+        credentials, secrets = _credentials(spec.exchange)
         from perphedge.keeper.clock import WallClock
         from perphedge.venues.ccxt_trading import CcxtVenue
 
-        credentials, secrets = _credentials(spec.exchange)
         venue = CcxtVenue.connect(spec.exchange, credentials=credentials, spot_symbol=spec.spot_symbol,
                                   perp_symbol=spec.perp_symbol)
         clock = WallClock(spec.keeper.cycle_seconds)

@@ -1,0 +1,83 @@
+"""`perphedge keep` / `perphedge status`: help, paper run, JSON output, live confirmation, secrets, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from perphedge.cli.app import _register, app
+from perphedge.keeper.status import STATUS_KEYS
+from tests.keeper.test_restart_subprocess import write_spec
+
+PERPHEDGE = Path(sys.executable).parent / "perphedge"
+runner = CliRunner()
+_register()
+
+
+def test_keep_help_documents_every_option() -> None:
+    result = runner.invoke(app, ["keep", "--help"])
+    assert result.exit_code == 0
+    for option in ("--config", "--paper", "--live", "--yes", "--cycles", "--speed", "--clear-halt", "--json"):
+        assert option in result.output
+
+
+def test_keep_paper_json_then_status_json_with_stable_keys(tmp_path: Path) -> None:
+    config = write_spec(tmp_path)
+    result = runner.invoke(app, ["keep", "--config", str(config), "--cycles", "6", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert lines[-1] == {"cycles": 6, "actions": {"trade": 1, "hold": 5}, "halted": None}
+    assert all({"ts", "ts_ms", "level", "event"} <= set(line) for line in lines[:-1])
+    status = runner.invoke(app, ["status", "--config", str(config), "--json"])
+    assert status.exit_code == 0, status.output
+    data = json.loads(status.output)
+    assert tuple(data) == STATUS_KEYS
+    assert data["net_exposure_base"] in ("0", "0.00", "0.000") and data["hedge_ratio"] > 0.99
+    assert set(data["pnl"]) == {"spot_pnl_usd", "perp_pnl_usd", "funding_usd", "funding_model_usd", "fees_usd",
+                                "other_usd", "total_usd"}
+
+
+def test_status_table_is_readable(tmp_path: Path) -> None:
+    config = write_spec(tmp_path)
+    runner.invoke(app, ["keep", "--config", str(config), "--cycles", "2"])
+    result = runner.invoke(app, ["status", "--config", str(config)])
+    assert result.exit_code == 0 and "liquidation_distance" in result.output and "pnl funding_usd" in result.output
+
+
+def test_live_without_yes_and_without_a_terminal_refuses_with_exit_2(tmp_path: Path) -> None:
+    config = write_spec(tmp_path)
+    proc = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--live"], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 2 and "--yes" in proc.stderr
+    assert not (tmp_path / "j.sqlite").exists()  # nothing started
+
+
+def test_live_keys_only_from_the_environment(tmp_path: Path) -> None:
+    config = write_spec(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERPHEDGE_")}
+    proc = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--live", "--yes"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and "PERPHEDGE_BINANCE_API_KEY" in proc.stderr
+
+
+def test_secrets_in_the_environment_never_reach_the_journal_or_log(tmp_path: Path) -> None:
+    config = write_spec(tmp_path)
+    secret = "sk-live-9f8e7d6c5b4a"
+    env = {**os.environ, "PERPHEDGE_BINANCE_API_KEY": "key-" + secret, "PERPHEDGE_BINANCE_SECRET": secret}
+    proc = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "3"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for path in tmp_path.iterdir():
+        assert secret.encode() not in path.read_bytes(), path
+
+
+def test_bad_spec_exits_2_with_the_key_path(tmp_path: Path) -> None:
+    config = write_spec(tmp_path)
+    config.write_text(config.read_text().replace("min_liquidation_distance = 0.15", "min_liquidation_distance = 15"))
+    proc = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "risk.min_liquidation_distance" in proc.stderr and "percent" in proc.stderr
