@@ -320,3 +320,54 @@ def test_calc_time_hedged_counts_only_bars_that_reduce_exposure() -> None:
         index=index,
     )
     assert calc_time_hedged(frame) == pytest.approx(3 / 5)
+
+
+# --- the summary of a real engine run ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_hedge_2023():
+    from perphedge.data.catalog import load_market
+    from perphedge.engine.config import BacktestConfig
+    from perphedge.engine.loop import run_backtest
+    from perphedge.strategies.registry import build_strategy
+
+    start, end = pd.Timestamp("2023-01-01", tz="UTC"), pd.Timestamp("2024-01-01", tz="UTC")
+    market = load_market("BTCUSDT", start=start, end=end)
+    result = run_backtest(market, build_strategy("full"), BacktestConfig(leverage=1.0, start=start, end=end))
+    return market, result
+
+
+def test_calc_summary_full_hedge_funding_is_rate_times_notional_at_each_settlement(full_hedge_2023) -> None:
+    # Arrange: the settled rates come from the market data, the position from the ledger
+    market, result = full_hedge_2023
+    funding_rows = result.ledger[result.ledger["kind"] == "funding"]
+    settled = market.funding.loc[pd.DatetimeIndex(funding_rows["ts"])]
+    notional = funding_rows["qty_base"].abs().to_numpy() * funding_rows["price_usd"].to_numpy()
+    by_hand = float(
+        np.sum(settled["rate_per_interval"].to_numpy() * notional)
+    )  # a short receives rate × notional
+    # Act
+    summary = calc_summary(result)
+    # Assert
+    assert len(funding_rows) > 100
+    assert summary["funding_usd"] == pytest.approx(by_hand, rel=1e-9)
+    # realised APR: the same funding over notional-years, with each settlement's own interval
+    notional_years = float(np.sum(notional * settled["interval_hours"].to_numpy() / 8760))
+    assert summary["realised_funding_apr_on_hedged_notional"] == pytest.approx(
+        by_hand / notional_years, rel=5e-3
+    )
+
+
+def test_calc_summary_attribution_sums_to_the_change_in_equity(full_hedge_2023) -> None:
+    _, result = full_hedge_2023
+    summary = calc_summary(result)
+    components = sum(summary[key] for key in ("spot_pnl_usd", "perp_pnl_usd", "funding_usd", "fees_usd",
+                                               "slippage_usd", "borrow_usd", "liquidation_usd"))  # fmt: skip
+    change = summary["final_equity_usd"] - summary["initial_equity_usd"] - summary["net_transfers_usd"]
+    assert components == pytest.approx(change, abs=0.01)
+    assert summary["total_return"] == pytest.approx(change / summary["initial_equity_usd"], rel=1e-9)
+    # hedged exactly while the perp was held (BTC's +150 % in 2023 liquidates even a 1x short)
+    held = float(np.mean(result.timeseries["hedge_ratio"].to_numpy() > 0))
+    assert summary["time_hedged_pct"] == pytest.approx(held)
+    assert summary["liquidations"] == result.liquidations
