@@ -371,3 +371,29 @@ def test_calc_summary_attribution_sums_to_the_change_in_equity(full_hedge_2023) 
     held = float(np.mean(result.timeseries["hedge_ratio"].to_numpy() > 0))
     assert summary["time_hedged_pct"] == pytest.approx(held)
     assert summary["liquidations"] == result.liquidations
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    deposits=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=400), st.floats(min_value=-2_000, max_value=50_000)),
+        max_size=5,
+    )
+)
+def test_to_returns_flows_are_not_returns_at_any_bar(deposits) -> None:
+    # Arrange: 1 BTC held through 2021 (real closes); cash flows booked at random bars and kept as cash
+    closes = spot_closes(btc_8h()).iloc[1000:1401]
+    cash = pd.Series(5_000.0, index=closes.index)
+    flows = pd.Series(0.0, index=closes.index)
+    for bar, amount in deposits:
+        cash.iloc[bar:] += amount
+        flows.iloc[bar] += amount
+    equity = closes + cash
+    # Act
+    returns = to_returns(equity, flows)
+    # Assert: each bar's return is what the holdings at the bar's start earned over the bar
+    # ((coin_t + cash_{t-1}) / (coin_{t-1} + cash_{t-1}) - 1); a flow at t only changes later weights.
+    held_over_bar = (closes.to_numpy()[1:] + cash.to_numpy()[:-1]) / equity.to_numpy()[:-1] - 1
+    np.testing.assert_allclose(returns.to_numpy(), held_over_bar, rtol=1e-9, atol=1e-15)
+    wealth = to_wealth_index(returns)
+    assert np.isfinite(wealth).all() and (wealth > 0).all()

@@ -350,14 +350,16 @@ def to_equity_curve(result: BacktestResult) -> pd.Series:
 
 
 def to_external_flows(result: BacktestResult, index: pd.DatetimeIndex) -> pd.Series | None:
-    """Return external transfers (ledger component ``transfer``) summed onto ``index``, or None if none.
+    """Return external deposits (+) and withdrawals (−) summed onto ``index``, or None if there are none.
 
-    A flow booked inside a bar is assigned to the first curve time at or after it.
+    External flows are the ledger's ``transfer`` rows on the ``external`` leg (engine/ledger.py);
+    moves between our own wallets come in pairs that sum to zero and are not flows. A flow booked
+    inside a bar is assigned to the first curve time at or after it.
     """
     ledger = result.ledger
-    if ledger is None or len(ledger) == 0 or "component" not in ledger.columns:
+    if ledger is None or len(ledger) == 0 or not {"kind", "leg"} <= set(ledger.columns):
         return None
-    transfers = ledger[ledger["component"] == "transfer"]
+    transfers = ledger[(ledger["kind"] == "transfer") & (ledger["leg"] == "external")]
     if transfers.empty:
         return None
     positions = index.searchsorted(pd.DatetimeIndex(transfers["ts"]), side="left")
