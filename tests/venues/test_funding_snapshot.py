@@ -177,6 +177,21 @@ def test_ticker_failures_are_warnings_not_failures() -> None:
     assert any("symbol=BTCUSDT&category=spot" in u for u in urls)  # the per-symbol fallback was tried
 
 
+def test_bulk_ticker_request_names_few_symbols_and_asks_for_the_market_type_for_many() -> None:
+    assert fs.bulk_ticker_request(["BTC/USDT"], "spot") == (["BTC/USDT"], {})
+    many = [f"S{i}/USDT" for i in range(fs.MAX_SYMBOLS_IN_TICKER_REQUEST + 1)]
+    assert fs.bulk_ticker_request(many, "spot") == (None, {"type": "spot"})
+    assert fs.bulk_ticker_request(many, "perp") == (None, {"type": "swap", "subType": "linear"})
+
+
+def test_all_tickers_of_a_market_type_are_filtered_to_the_pairs() -> None:
+    # the recorded OKX tickers sample (instType SPOT, several pairs), asked for by market type
+    ex = replay_exchange("okx", {"/api/v5/market/tickers": fixture_body("okx", "source_comment", "fetchTickers")})
+    symbols_arg, params = fs.bulk_ticker_request([f"S{i}/USDT" for i in range(60)], "spot")
+    ex.fetch_tickers(symbols_arg, params)
+    assert "instType=SPOT" in ex.replay_calls[0].url
+
+
 def test_unmapped_exchange_is_refused_not_guessed() -> None:
     with pytest.raises(ConfigError, match="no funding-field mapping"):
         fs.mapping_for("gate")

@@ -489,6 +489,21 @@ async def fetch_exchange_snapshot(
     )
 
 
+MAX_SYMBOLS_IN_TICKER_REQUEST = 50
+"""Above this many symbols the bulk ticker call asks for the whole market type and filters locally.
+
+Binance spot puts a ``symbols=[...]`` list in the URL (weight 80 from 101 symbols, the same as all
+symbols), so hundreds of names would only make a very long URL.
+"""
+
+
+def bulk_ticker_request(symbols: Sequence[str], leg: str) -> tuple[list[str] | None, dict[str, str]]:
+    """Return the ``(symbols, params)`` of the bulk ``fetch_tickers`` call for one leg (``spot``/``perp``)."""
+    if len(symbols) <= MAX_SYMBOLS_IN_TICKER_REQUEST:
+        return list(symbols), {}
+    return None, ({"type": "spot"} if leg == "spot" else {"type": "swap", "subType": "linear"})
+
+
 async def _fetch_tickers(
     exchange: Any,
     symbols: list[str],
@@ -506,8 +521,9 @@ async def _fetch_tickers(
     report(exchange_id, f"{leg} tickers", 0, len(symbols))
     tickers: dict[str, LegTicker] = {}
     if exchange.has.get("fetchTickers"):
+        symbols_arg, params = bulk_ticker_request(symbols, leg)
         try:
-            bulk = await read(f"fetch {leg} tickers", lambda: exchange.fetch_tickers(symbols))
+            bulk = await read(f"fetch {leg} tickers", lambda: exchange.fetch_tickers(symbols_arg, params))
             for symbol in symbols:
                 if symbol in bulk:
                     tickers[symbol] = normalise_ticker(bulk[symbol], contract_size_base=contract_sizes.get(symbol, 1.0))
