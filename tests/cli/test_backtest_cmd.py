@@ -199,3 +199,15 @@ def test_help_is_complete_and_fast_to_start() -> None:
         timeout=60,
     )
     assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+
+
+def test_help_states_the_strategies_real_defaults() -> None:
+    # the --help text names defaults of options the CLI passes as None; they must be the strategies' own
+    from perphedge.strategies.dynamic_article import DynamicArticle
+    from perphedge.strategies.dynamic_neutral import DynamicNeutral
+
+    article, neutral = DynamicArticle(), DynamicNeutral()
+    assert (article.signal, article.window) == ("latest", 3)
+    assert (neutral.signal, neutral.window) == ("mean", 9)
+    assert (neutral.enter_apr, neutral.exit_apr, neutral.negative_mode) == (0.05, 0.0, "unhedge")
+    assert neutral.horizon_days is None and neutral.roc_window is None and article.roc_gate is None

@@ -29,15 +29,27 @@ COMPARE_PARTIAL_RATIO = 0.5
 
 Symbol = Annotated[
     str,
-    typer.Option("--symbol", "-s", help="Exchange symbol of the bundled or downloaded data, e.g. BTCUSDT."),
+    typer.Option(
+        "--symbol",
+        "-s",
+        show_default=False,
+        help="Exchange symbol of the bundled or downloaded data, e.g. BTCUSDT.",
+    ),
 ]
 Exchange = Annotated[str, typer.Option("--exchange", help="Exchange of the data (bundled data is binance).")]
 Start = Annotated[
     str | None,
-    typer.Option("--start", help="First bar to use, ISO date/time in UTC (2021-01-01 or 2021-01-01T08:00Z)."),
+    typer.Option(
+        "--start",
+        show_default=False,
+        help="First bar to use, ISO date/time in UTC (2021-01-01 or 2021-01-01T08:00Z).",
+    ),
 ]
 End = Annotated[
-    str | None, typer.Option("--end", help="Stop before this time, ISO date/time in UTC (exclusive).")
+    str | None,
+    typer.Option(
+        "--end", show_default=False, help="Stop before this time, ISO date/time in UTC (exclusive)."
+    ),
 ]
 Timeframe = Annotated[
     str, typer.Option("--timeframe", help="Bar length: 8h or 1h (1h is bundled for BTC, ETH, SOL).")
@@ -62,19 +74,25 @@ Contract = Annotated[
 ContractSize = Annotated[
     float | None,
     typer.Option(
-        "--contract-size", help="Inverse contract size in USD (default 100 for BTC, 10 for others)."
+        "--contract-size",
+        show_default=False,
+        help="Inverse contract size in USD (default 100 for BTC, 10 for others).",
     ),
 ]
 SpotQty = Annotated[
     float | None,
     typer.Option(
-        "--spot-qty", help="Start from this many coins instead of --capital (give --collateral too)."
+        "--spot-qty",
+        show_default=False,
+        help="Start from this many coins instead of --capital (give --collateral too).",
     ),
 ]
 Collateral = Annotated[
     float | None,
     typer.Option(
-        "--collateral", help="Futures collateral with --spot-qty: USD for linear, coins for inverse."
+        "--collateral",
+        show_default=False,
+        help="Futures collateral with --spot-qty: USD for linear, coins for inverse.",
     ),
 ]
 FeeSpot = Annotated[
@@ -110,7 +128,10 @@ JsonOutput = Annotated[
 Report = Annotated[
     Path | None,
     typer.Option(
-        "--report", help="Write a self-contained HTML report (works offline) to this file.", dir_okay=False
+        "--report",
+        show_default=False,
+        help="Write a self-contained HTML report (works offline) to this file.",
+        dir_okay=False,
     ),
 ]
 
@@ -125,51 +146,76 @@ def backtest(
         str, typer.Option("--strategy", help="full | partial | dynamic-article | dynamic-neutral.")
     ] = "full",
     ratio: Annotated[
-        float | None, typer.Option("--ratio", help="partial: hedged fraction of the spot (0.5 = half).")
+        float | None,
+        typer.Option(
+            "--ratio", show_default=False, help="partial: hedged fraction of the spot (0.5 = half)."
+        ),
     ] = None,
     signal: Annotated[
         str | None,
         typer.Option(
             "--signal",
-            help="dynamic-*: funding signal: latest, mean or ema of the last --window settlements.",
+            show_default=False,
+            help="dynamic-*: funding signal: latest, mean or ema of the last --window settlements "
+            "(default: latest for dynamic-article, mean for dynamic-neutral).",
         ),
     ] = None,
     window: Annotated[
-        int | None, typer.Option("--window", help="dynamic-*: settlements in the funding signal.")
+        int | None,
+        typer.Option(
+            "--window",
+            show_default=False,
+            help="dynamic-*: settlements in the funding signal (default: 3 article, 9 neutral).",
+        ),
     ] = None,
     enter_apr: Annotated[
         float | None,
         typer.Option(
-            "--enter-apr", help="dynamic-neutral: carry when the signal's APR rises above this (0.05 = 5 %)."
+            "--enter-apr",
+            show_default=False,
+            help="dynamic-neutral: enter carry when the signal's APR is at least this (default 0.05 = 5 %).",
         ),
     ] = None,
     exit_apr: Annotated[
         float | None,
         typer.Option(
-            "--exit-apr", help="dynamic-neutral: leave the carry when the signal's APR falls below this."
+            "--exit-apr",
+            show_default=False,
+            help="dynamic-neutral: leave carry when the signal's APR falls below this (default 0).",
         ),
     ] = None,
     negative_mode: Annotated[
         str | None,
         typer.Option(
             "--negative-mode",
-            help="dynamic-neutral: when funding is unfavourable, unhedge or reverse (short spot via borrow, long perp).",
+            show_default=False,
+            help="dynamic-neutral: when funding is unfavourable, unhedge or reverse (short spot via borrow, "
+            "long perp; default unhedge).",
         ),
     ] = None,
     horizon_days: Annotated[
         float | None,
         typer.Option(
             "--horizon-days",
-            help="dynamic-neutral: switch only if the expected carry over this many days beats the round-trip cost.",
+            show_default=False,
+            help="dynamic-neutral: switch only if the extra carry over this many days beats the round-trip "
+            "cost of the switch (default: off).",
         ),
     ] = None,
     roc_window: Annotated[
-        int | None, typer.Option("--roc-window", help="dynamic-*: bars in the price Rate of Change gate.")
+        int | None,
+        typer.Option(
+            "--roc-window",
+            show_default=False,
+            help="dynamic-*: bars in the price Rate of Change gate (default: no gate; give --roc-gate too).",
+        ),
     ] = None,
     roc_gate: Annotated[
         float | None,
         typer.Option(
-            "--roc-gate", help="dynamic-*: Rate of Change threshold of the gate, a fraction (0.05 = 5 %)."
+            "--roc-gate",
+            show_default=False,
+            help="dynamic-*: carry only while the price Rate of Change is at least this fraction (0.05 = 5 %).",
         ),
     ] = None,
     start: Start = None,
@@ -394,13 +440,7 @@ def _config(*, start: str | None, end: str | None, capital: float, **kwargs: Any
 
 def _cost_options(accepted: tuple[str, ...], config: BacktestConfig) -> dict[str, Any]:
     # The fee-aware rule of a strategy prices a switch with the run's own costs.
-    costs = {
-        "fee_spot": config.fee_spot,
-        "fee_perp": config.fee_perp,
-        "slippage_bps": config.slippage_bps,
-        "borrow_rate_per_day": config.borrow_rate_per_day,
-    }
-    return {key: value for key, value in costs.items() if key in accepted}
+    return {key: value for key, value in config.cost_options().items() if key in accepted}
 
 
 def _load(symbol: str, *, timeframe: str, exchange: str, config: BacktestConfig) -> MarketData:
