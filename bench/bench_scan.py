@@ -41,7 +41,9 @@ async def _recorded_snapshots() -> list[fs.ExchangeSnapshot]:
             return fixture_body("bybit", "static_response", "fetchFundingRates")
         raise ccxt.ExchangeNotAvailable("no recorded bybit spot body")
 
-    funding_info = json.loads((ROOT / "tests/scan/fixtures/binance_fundingInfo_source_comment.json").read_text())
+    funding_info = json.loads(
+        (ROOT / "tests/scan/fixtures/binance_fundingInfo_source_comment.json").read_text()
+    )
     routes = {
         "bybit": {"/v5/market/tickers": bybit},
         "binance": {
@@ -61,7 +63,9 @@ async def _recorded_snapshots() -> list[fs.ExchangeSnapshot]:
     return out
 
 
-def _replicate(snapshots: list[fs.ExchangeSnapshot], total: int, rates: list[float]) -> list[fs.ExchangeSnapshot]:
+def _replicate(
+    snapshots: list[fs.ExchangeSnapshot], total: int, rates: list[float]
+) -> list[fs.ExchangeSnapshot]:
     """Copy the recorded quotes under distinct names until there are ``total`` pairs."""
     per_exchange = total // len(snapshots)
     out = []
@@ -70,8 +74,15 @@ def _replicate(snapshots: list[fs.ExchangeSnapshot], total: int, rates: list[flo
         quotes, spot, perp = [], {}, {}
         for i in range(per_exchange):
             perp_symbol, spot_symbol = f"R{i}/USDT:USDT", f"R{i}/USDT"
-            quotes.append(replace(base_quote, perp_symbol=perp_symbol, spot_symbol=spot_symbol, base=f"R{i}",
-                                  rate_per_interval=rates[i % len(rates)]))
+            quotes.append(
+                replace(
+                    base_quote,
+                    perp_symbol=perp_symbol,
+                    spot_symbol=spot_symbol,
+                    base=f"R{i}",
+                    rate_per_interval=rates[i % len(rates)],
+                )
+            )
             if base_quote.spot_symbol in snap.spot_tickers:
                 spot[spot_symbol] = replace(snap.spot_tickers[base_quote.spot_symbol], symbol=spot_symbol)
             if base_quote.perp_symbol in snap.perp_tickers:
@@ -91,7 +102,9 @@ def _time(fn, repeats: int = REPEATS) -> tuple[float, float]:  # type: ignore[no
 
 
 def main() -> None:
-    doc = json.loads((ROOT / "tests/scan/fixtures/binance_SOLUSDT_funding_2022-10-15_2022-11-25.json").read_text())
+    doc = json.loads(
+        (ROOT / "tests/scan/fixtures/binance_SOLUSDT_funding_2022-10-15_2022-11-25.json").read_text()
+    )
     rows = doc["rows"]
     rates = [r for _, r in rows]
     recorded = asyncio.run(_recorded_snapshots())
@@ -101,19 +114,30 @@ def main() -> None:
     for size in SIZES:
         snapshots = _replicate(recorded, size, rates)
         as_of = rows[-1][0]
-        history = fs.FundingHistory(perp_symbol="", settle_ts_ms=tuple(int(t) for t, _ in rows),
-                                    rates=tuple(rates), since_ms=as_of - 30 * 86_400_000)
-        histories = {(s.exchange_id, q.perp_symbol): replace(history, perp_symbol=q.perp_symbol)
-                     for s in snapshots for q in s.quotes}
+        history = fs.FundingHistory(
+            perp_symbol="",
+            settle_ts_ms=tuple(int(t) for t, _ in rows),
+            rates=tuple(rates),
+            since_ms=as_of - 30 * 86_400_000,
+        )
+        histories = {
+            (s.exchange_id, q.perp_symbol): replace(history, perp_symbol=q.perp_symbol)
+            for s in snapshots
+            for q in s.quotes
+        }
         snapshots_at = [replace(s, recorded_ts_ms=as_of) for s in snapshots]
         built = build_candidates(snapshots, settings)
         assert len(built) == size - size % len(recorded)
         full = _time(lambda s=snapshots: rank_candidates(build_candidates(s, settings), settings))
         only = _time(lambda b=built: rank_candidates(b, settings))
-        with_history = _time(lambda s=snapshots_at, h=histories: rank_candidates(build_candidates(s, settings, h),
-                                                                                   settings), repeats=5)
-        print(f"{len(built):>6} {full[0]:>7.1f} / {full[1]:<5.1f} {only[0]:>7.2f} / {only[1]:<5.2f} "
-              f"{with_history[0]:>12.1f} / {with_history[1]:<5.1f}")
+        with_history = _time(
+            lambda s=snapshots_at, h=histories: rank_candidates(build_candidates(s, settings, h), settings),
+            repeats=5,
+        )
+        print(
+            f"{len(built):>6} {full[0]:>7.1f} / {full[1]:<5.1f} {only[0]:>7.2f} / {only[1]:<5.2f} "
+            f"{with_history[0]:>12.1f} / {with_history[1]:<5.1f}"
+        )
 
 
 if __name__ == "__main__":

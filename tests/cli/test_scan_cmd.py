@@ -19,8 +19,19 @@ PERPHEDGE = Path(sys.executable).parent / "perphedge"
 runner = CliRunner()
 
 TOP_LEVEL_KEYS = {
-    "schema_version", "as_of_ts_ms", "quote", "exchanges", "answered", "settings", "score", "history_days",
-    "considered", "unpaired_perps", "candidates", "errors", "warnings",
+    "schema_version",
+    "as_of_ts_ms",
+    "quote",
+    "exchanges",
+    "answered",
+    "settings",
+    "score",
+    "history_days",
+    "considered",
+    "unpaired_perps",
+    "candidates",
+    "errors",
+    "warnings",
 }
 
 
@@ -35,8 +46,19 @@ def test_help_states_the_score_and_every_option() -> None:
     result = runner.invoke(app, ["scan", "--help"])
     assert result.exit_code == 0
     text = " ".join(result.output.split())
-    for option in ("--exchanges", "--quote", "--fee-spot", "--fee-perp", "--horizon-days", "--min-apr",
-                   "--min-volume", "--top", "--history", "--json", "--retries"):
+    for option in (
+        "--exchanges",
+        "--quote",
+        "--fee-spot",
+        "--fee-perp",
+        "--horizon-days",
+        "--min-apr",
+        "--min-volume",
+        "--top",
+        "--history",
+        "--json",
+        "--retries",
+    ):
         assert option in text
     assert "Score (ranking key" in text and "(1 − s)" in text
     assert "3 when all failed" in text
@@ -55,8 +77,23 @@ def test_json_has_stable_keys_and_reports_the_failed_exchange(recorded: Factory)
 
 
 def test_fees_and_horizon_reach_the_maths(recorded: Factory) -> None:
-    result = runner.invoke(app, ["scan", "--json", "--retries", "1", "--exchanges", "bybit",
-                                 "--fee-spot", "0.0008", "--fee-perp", "0.0002", "--horizon-days", "10"])
+    result = runner.invoke(
+        app,
+        [
+            "scan",
+            "--json",
+            "--retries",
+            "1",
+            "--exchanges",
+            "bybit",
+            "--fee-spot",
+            "0.0008",
+            "--fee-perp",
+            "0.0002",
+            "--horizon-days",
+            "10",
+        ],
+    )
     (c,) = json.loads(result.output)["candidates"]
     assert c["round_trip_cost"] == pytest.approx(0.002)
     assert c["net_apr_horizon"] == pytest.approx(0.1095 - 0.002 * 365 / 10)

@@ -28,12 +28,23 @@ def _sol_2022() -> tuple[np.ndarray, np.ndarray]:
 
 # Bybit's recorded BTCUSDT ticker (tests/fixtures/ccxt/bybit/static_response/fetchFundingRates.json)
 BYBIT_BTC = PerpFundingQuote(
-    exchange_id="bybit", perp_symbol="BTC/USDT:USDT", spot_symbol="BTC/USDT", base="BTC", quote="USDT",
-    rate_per_interval=0.0001, rate_kind="predicted_next", next_settle_ts_ms=1730736000000, interval_hours=8.0,
-    interval_source="bybit", mark_price_usd=68649.9, index_price_usd=68650.75, observed_ts_ms=1730729903941,
+    exchange_id="bybit",
+    perp_symbol="BTC/USDT:USDT",
+    spot_symbol="BTC/USDT",
+    base="BTC",
+    quote="USDT",
+    rate_per_interval=0.0001,
+    rate_kind="predicted_next",
+    next_settle_ts_ms=1730736000000,
+    interval_hours=8.0,
+    interval_source="bybit",
+    mark_price_usd=68649.9,
+    index_price_usd=68650.75,
+    observed_ts_ms=1730729903941,
 )
-BYBIT_PERP_TICKER = LegTicker(symbol="BTC/USDT:USDT", last_price_usd=68641.3, quote_volume_24h_usd=7940401914.5025,
-                              ts_ms=1730729903941)
+BYBIT_PERP_TICKER = LegTicker(
+    symbol="BTC/USDT:USDT", last_price_usd=68641.3, quote_volume_24h_usd=7940401914.5025, ts_ms=1730729903941
+)
 
 
 # --- golden values from the sources ----------------------------------------------------------------
@@ -62,8 +73,14 @@ def test_net_apr_of_the_baseline_over_thirty_days() -> None:
 
 
 def test_candidate_from_bybit_recorded_quote_uses_the_real_interval() -> None:
-    c = rank.build_candidate(BYBIT_BTC, spot_ticker=None, perp_ticker=BYBIT_PERP_TICKER, history=None,
-                             as_of_ts_ms=1730729903941, settings=rank.ScanSettings())
+    c = rank.build_candidate(
+        BYBIT_BTC,
+        spot_ticker=None,
+        perp_ticker=BYBIT_PERP_TICKER,
+        history=None,
+        as_of_ts_ms=1730729903941,
+        settings=rank.ScanSettings(),
+    )
     assert c.apr_current == pytest.approx(0.1095)  # 0.01 % per 8 h
     assert c.apy_current == pytest.approx(0.1157, abs=5e-5)  # compounded (Binance FAQ §8: 11.57 %)
     assert c.break_even_days == pytest.approx(10.0) and c.net_apr_horizon == pytest.approx(0.0730)
@@ -74,8 +91,9 @@ def test_candidate_from_bybit_recorded_quote_uses_the_real_interval() -> None:
 
 def test_four_hour_symbol_has_twice_the_apr_of_the_same_rate_every_eight_hours() -> None:
     fast = replace(BYBIT_BTC, interval_hours=4.0)
-    c = rank.build_candidate(fast, spot_ticker=None, perp_ticker=None, history=None, as_of_ts_ms=0,
-                             settings=rank.ScanSettings())
+    c = rank.build_candidate(
+        fast, spot_ticker=None, perp_ticker=None, history=None, as_of_ts_ms=0, settings=rank.ScanSettings()
+    )
     assert c.apr_current == pytest.approx(0.219)  # ccxt_client annualize(0.0001, 4) = 0.219
 
 
@@ -85,34 +103,64 @@ def test_basis_in_basis_points_from_recorded_mark_and_index() -> None:
 
 
 def test_basis_uses_mark_and_is_refused_when_prices_are_far_apart_in_time() -> None:
-    spot_now = LegTicker(symbol="BTC/USDT", last_price_usd=68650.75, quote_volume_24h_usd=1e9,
-                         ts_ms=1730729903941 + 30_000)
-    c = rank.build_candidate(BYBIT_BTC, spot_ticker=spot_now, perp_ticker=BYBIT_PERP_TICKER, history=None,
-                             as_of_ts_ms=1730729903941, settings=rank.ScanSettings())
+    spot_now = LegTicker(
+        symbol="BTC/USDT", last_price_usd=68650.75, quote_volume_24h_usd=1e9, ts_ms=1730729903941 + 30_000
+    )
+    c = rank.build_candidate(
+        BYBIT_BTC,
+        spot_ticker=spot_now,
+        perp_ticker=BYBIT_PERP_TICKER,
+        history=None,
+        as_of_ts_ms=1730729903941,
+        settings=rank.ScanSettings(),
+    )
     assert c.basis_price_source == "mark" and c.basis_bps == pytest.approx(-0.12381, abs=1e-5)
     assert c.quote_gap_ms == 30_000 and c.min_volume_24h_usd == 1e9
     stale = replace(spot_now, ts_ms=1730729903941 + 3_600_000)
-    c = rank.build_candidate(BYBIT_BTC, spot_ticker=stale, perp_ticker=BYBIT_PERP_TICKER, history=None,
-                             as_of_ts_ms=1730729903941, settings=rank.ScanSettings())
+    c = rank.build_candidate(
+        BYBIT_BTC,
+        spot_ticker=stale,
+        perp_ticker=BYBIT_PERP_TICKER,
+        history=None,
+        as_of_ts_ms=1730729903941,
+        settings=rank.ScanSettings(),
+    )
     assert c.basis_bps is None and any("3600 s apart" in n for n in c.notes)
 
 
 def test_a_perp_without_spot_market_is_not_a_candidate() -> None:
     with pytest.raises(InputError, match="no spot market"):
-        rank.build_candidate(replace(BYBIT_BTC, spot_symbol=None), spot_ticker=None, perp_ticker=None,
-                             history=None, as_of_ts_ms=0, settings=rank.ScanSettings())
+        rank.build_candidate(
+            replace(BYBIT_BTC, spot_symbol=None),
+            spot_ticker=None,
+            perp_ticker=None,
+            history=None,
+            as_of_ts_ms=0,
+            settings=rank.ScanSettings(),
+        )
 
 
 def test_unknown_interval_leaves_apr_and_score_empty_unless_history_gives_it() -> None:
     unknown = replace(BYBIT_BTC, interval_hours=None, interval_source=None)
-    c = rank.build_candidate(unknown, spot_ticker=None, perp_ticker=None, history=None, as_of_ts_ms=0,
-                             settings=rank.ScanSettings())
+    c = rank.build_candidate(
+        unknown, spot_ticker=None, perp_ticker=None, history=None, as_of_ts_ms=0, settings=rank.ScanSettings()
+    )
     assert c.apr_current is None and c.score is None and c.break_even_days is None
     ts, rates = _sol_2022()
-    history = FundingHistory(perp_symbol="SOL/USDT:USDT", settle_ts_ms=tuple(int(t) for t in ts),
-                             rates=tuple(float(r) for r in rates), since_ms=int(ts[0]))
-    c = rank.build_candidate(unknown, spot_ticker=None, perp_ticker=None, history=history,
-                             as_of_ts_ms=int(ts[-1]), settings=rank.ScanSettings())
+    history = FundingHistory(
+        perp_symbol="SOL/USDT:USDT",
+        settle_ts_ms=tuple(int(t) for t in ts),
+        rates=tuple(float(r) for r in rates),
+        since_ms=int(ts[0]),
+    )
+    c = rank.build_candidate(
+        unknown,
+        spot_ticker=None,
+        perp_ticker=None,
+        history=history,
+        as_of_ts_ms=int(ts[-1]),
+        settings=rank.ScanSettings(),
+    )
     # the slice ends on 8 h settlements again (2022-11-25)
     assert c.interval_hours == 8.0 and c.interval_source == "inferred from the spacing of recent settlements"
 
@@ -154,7 +202,9 @@ def test_window_with_missing_settlements_is_flagged() -> None:
     ts, rates = _sol_2022()
     keep = np.ones(ts.size, dtype=bool)
     keep[-6:-3] = False  # drop three 8 h settlements near the end: a 32 h gap inside the window
-    stats = rank.window_stats(ts[keep], rates[keep], as_of_ts_ms=int(ts[-1]), window_days=30, interval_hours=8.0)
+    stats = rank.window_stats(
+        ts[keep], rates[keep], as_of_ts_ms=int(ts[-1]), window_days=30, interval_hours=8.0
+    )
     assert stats is not None and stats.has_gaps
 
 
@@ -176,27 +226,56 @@ def test_constant_rate_window_mean_equals_simple_apr(rate: float, interval: int,
 # --- score and ranking -----------------------------------------------------------------------------
 
 
-@given(net=st.floats(min_value=-5, max_value=5, allow_nan=False),
-       s1=st.floats(min_value=0, max_value=1), s2=st.floats(min_value=0, max_value=1))
-def test_score_penalty_never_helps_and_grows_with_the_negative_share(net: float, s1: float, s2: float) -> None:
+@given(
+    net=st.floats(min_value=-5, max_value=5, allow_nan=False),
+    s1=st.floats(min_value=0, max_value=1),
+    s2=st.floats(min_value=0, max_value=1),
+)
+def test_score_penalty_never_helps_and_grows_with_the_negative_share(
+    net: float, s1: float, s2: float
+) -> None:
     low, high = sorted((s1, s2))
     assert rank.penalised_score(net, low) <= net + 1e-12
     assert rank.penalised_score(net, high) <= rank.penalised_score(net, low) + 1e-12
     assert rank.penalised_score(net, None) == net
 
 
-def _candidate(symbol: str, rate: float, volume: float | None, interval: float | None = 8.0) -> rank.Candidate:
-    quote = replace(BYBIT_BTC, perp_symbol=f"{symbol}/USDT:USDT", spot_symbol=f"{symbol}/USDT", base=symbol,
-                    rate_per_interval=rate, interval_hours=interval)
-    spot = None if volume is None else LegTicker(symbol=f"{symbol}/USDT", last_price_usd=68650.75,
-                                                  quote_volume_24h_usd=volume, ts_ms=1730729903941)
-    return rank.build_candidate(quote, spot_ticker=spot, perp_ticker=BYBIT_PERP_TICKER, history=None,
-                                as_of_ts_ms=1730729903941, settings=rank.ScanSettings())
+def _candidate(
+    symbol: str, rate: float, volume: float | None, interval: float | None = 8.0
+) -> rank.Candidate:
+    quote = replace(
+        BYBIT_BTC,
+        perp_symbol=f"{symbol}/USDT:USDT",
+        spot_symbol=f"{symbol}/USDT",
+        base=symbol,
+        rate_per_interval=rate,
+        interval_hours=interval,
+    )
+    spot = (
+        None
+        if volume is None
+        else LegTicker(
+            symbol=f"{symbol}/USDT", last_price_usd=68650.75, quote_volume_24h_usd=volume, ts_ms=1730729903941
+        )
+    )
+    return rank.build_candidate(
+        quote,
+        spot_ticker=spot,
+        perp_ticker=BYBIT_PERP_TICKER,
+        history=None,
+        as_of_ts_ms=1730729903941,
+        settings=rank.ScanSettings(),
+    )
 
 
 def test_ranking_orders_by_score_filters_and_cuts() -> None:
-    cands = [_candidate("A", 0.0001, 5e6), _candidate("B", 0.0003, 2e6), _candidate("C", -0.0001, 9e9),
-             _candidate("D", 0.0002, None), _candidate("E", 0.0009, 1e9, interval=None)]
+    cands = [
+        _candidate("A", 0.0001, 5e6),
+        _candidate("B", 0.0003, 2e6),
+        _candidate("C", -0.0001, 9e9),
+        _candidate("D", 0.0002, None),
+        _candidate("E", 0.0009, 1e9, interval=None),
+    ]
     ranked = rank.rank_candidates(cands, rank.ScanSettings(top=None))
     assert [c.base for c in ranked] == ["B", "D", "A", "C", "E"]  # unknown score (E) last
     assert [c.base for c in rank.rank_candidates(cands, rank.ScanSettings(top=2))] == ["B", "D"]

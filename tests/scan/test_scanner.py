@@ -35,9 +35,9 @@ def recorded_routes() -> dict[str, dict[str, Any]]:
     return {
         "binance": {
             "/fapi/v1/premiumIndex": fixture_body("binance", "source_comment", "fetchFundingRates"),
-            "/fapi/v1/fundingInfo": json.loads((FIXTURES / "binance_fundingInfo_source_comment.json").read_text())[
-                "httpResponse"
-            ],
+            "/fapi/v1/fundingInfo": json.loads(
+                (FIXTURES / "binance_fundingInfo_source_comment.json").read_text()
+            )["httpResponse"],
             "/fapi/v1/fundingRate": fixture_body("binance", "source_comment", "fetchFundingRateHistory"),
             "/api/v3/ticker/24hr": _binance_spot,
             "/fapi/v1/ticker/24hr": ccxt.ExchangeNotAvailable("no recorded BTCUSDT perp ticker"),
@@ -73,7 +73,9 @@ def test_one_exchange_down_does_not_sink_the_others() -> None:
     result = run_scan(["binance", "bybit", "okx"], ScanSettings(), retry_attempts=1, exchange_factory=factory)
     assert result.answered == ("binance", "bybit")
     (error,) = result.errors
-    assert error.exchange == "okx" and error.error_type == "VenueUnavailable" and "maintenance" in error.message
+    assert (
+        error.exchange == "okx" and error.error_type == "VenueUnavailable" and "maintenance" in error.message
+    )
     # bybit: 0.01 %/8 h -> 10.95 % APR, net 7.30 % over 30 days; binance: 0.063521 %/8 h (default 8 h)
     by_exchange = {c.exchange: c for c in result.candidates}
     assert by_exchange["bybit"].apr_current == pytest.approx(0.1095)
@@ -99,8 +101,14 @@ def test_every_exchange_down_answers_nothing_and_lists_every_error() -> None:
 def test_history_adds_window_means_and_penalty() -> None:
     # binance history sample: one settlement 0.00063521 at 1621267200000 (2021-05-17 16:00 UTC)
     as_of = 1621267200000 + 60 * 60 * 1000
-    result = run_scan(["binance"], ScanSettings(), retry_attempts=1, history=True,
-                      exchange_factory=Factory(recorded_routes()), now_ms=lambda: as_of)
+    result = run_scan(
+        ["binance"],
+        ScanSettings(),
+        retry_attempts=1,
+        history=True,
+        exchange_factory=Factory(recorded_routes()),
+        now_ms=lambda: as_of,
+    )
     (c,) = result.candidates
     assert c.settlements_7d == 1 and c.negative_share_30d == 0.0
     # one 8 h settlement, 9 h covered: 0.00063521 × 365 / (9/24)
@@ -109,8 +117,12 @@ def test_history_adds_window_means_and_penalty() -> None:
 
 
 def test_filters_apply_to_the_scan() -> None:
-    result = run_scan(["binance", "bybit"], ScanSettings(min_apr=0.5), retry_attempts=1,
-                      exchange_factory=Factory(recorded_routes()))
+    result = run_scan(
+        ["binance", "bybit"],
+        ScanSettings(min_apr=0.5),
+        retry_attempts=1,
+        exchange_factory=Factory(recorded_routes()),
+    )
     assert [c.exchange for c in result.candidates] == ["binance"]  # 69.6 % APR; bybit's 10.95 % is cut
     assert result.considered == 2
 

@@ -25,7 +25,9 @@ def _binance_funding_info_body() -> Any:
     return json.loads((SCAN_FIXTURES / "binance_fundingInfo_source_comment.json").read_text())["httpResponse"]
 
 
-def _snapshot(exchange_id: str, routes: dict[str, Any], **kwargs: Any) -> tuple[fs.ExchangeSnapshot, list[str]]:
+def _snapshot(
+    exchange_id: str, routes: dict[str, Any], **kwargs: Any
+) -> tuple[fs.ExchangeSnapshot, list[str]]:
     async def go() -> tuple[fs.ExchangeSnapshot, list[str]]:
         ex = replay_exchange_async(exchange_id, routes)
         try:
@@ -41,7 +43,9 @@ def _snapshot(exchange_id: str, routes: dict[str, Any], **kwargs: Any) -> tuple[
 
 
 def test_bybit_recorded_tickers_next_settlement_is_next_funding_time_and_interval_from_market() -> None:
-    ex = replay_exchange("bybit", {"/v5/market/tickers": fixture_body("bybit", "static_response", "fetchFundingRates")})
+    ex = replay_exchange(
+        "bybit", {"/v5/market/tickers": fixture_body("bybit", "static_response", "fetchFundingRates")}
+    )
     raw = ex.fetch_funding_rates(["BTC/USDT:USDT"])["BTC/USDT:USDT"]
     quote = fs.normalise_funding_rate("bybit", raw, ex.market("BTC/USDT:USDT"), spot_symbols=["BTC/USDT"])
     # recorded body: fundingRate "0.0001", nextFundingTime "1730736000000" (2024-11-04 16:00 UTC)
@@ -56,9 +60,17 @@ def test_bybit_recorded_tickers_next_settlement_is_next_funding_time_and_interva
 
 
 def test_bybit_recorded_single_funding_rate_normalises_the_same_way() -> None:
-    ex = replay_exchange("bybit", {"/v5/market/tickers": fixture_body("bybit", "static_response", "fetchFundingRate")})
-    quote = fs.normalise_funding_rate("bybit", ex.fetch_funding_rate("BTC/USDT:USDT"), ex.market("BTC/USDT:USDT"))
-    assert (quote.next_settle_ts_ms, quote.interval_hours, quote.mark_price_usd) == (1730736000000, 8.0, 68591.46)
+    ex = replay_exchange(
+        "bybit", {"/v5/market/tickers": fixture_body("bybit", "static_response", "fetchFundingRate")}
+    )
+    quote = fs.normalise_funding_rate(
+        "bybit", ex.fetch_funding_rate("BTC/USDT:USDT"), ex.market("BTC/USDT:USDT")
+    )
+    assert (quote.next_settle_ts_ms, quote.interval_hours, quote.mark_price_usd) == (
+        1730736000000,
+        8.0,
+        68591.46,
+    )
     assert quote.spot_symbol is None  # no spot symbols passed: not a carry pair
 
 
@@ -108,19 +120,28 @@ def test_okx_next_settlement_is_funding_time_not_next_funding_time() -> None:
 
 
 def test_okx_snapshot_without_linear_quotes_reports_it() -> None:
-    snap, _ = _snapshot("okx", {"/api/v5/public/funding-rate": fixture_body("okx", "source_comment", "fetchFundingRates")})
+    snap, _ = _snapshot(
+        "okx", {"/api/v5/public/funding-rate": fixture_body("okx", "source_comment", "fetchFundingRates")}
+    )
     assert snap.quotes == ()
-    assert any("no funding rate in the exchange's answer" in w and "BTC/USDT:USDT" in w for w in snap.warnings)
+    assert any(
+        "no funding rate in the exchange's answer" in w and "BTC/USDT:USDT" in w for w in snap.warnings
+    )
 
 
 def test_bitget_current_fund_rate_next_update_and_interval_hours() -> None:
     entry = fixture_entry("bitget", "source_comment", "fetchFundingIntervals")
-    ex = replay_exchange("bitget", {"/api/v2/mix/market/current-fund-rate": entry["httpResponse"]},
-                         options={"uta": False})
+    ex = replay_exchange(
+        "bitget", {"/api/v2/mix/market/current-fund-rate": entry["httpResponse"]}, options={"uta": False}
+    )
     raw = ex.fetch_funding_intervals(["BTC/USDT:USDT"])["BTC/USDT:USDT"]
     quote = fs.normalise_funding_rate("bitget", raw, ex.market("BTC/USDT:USDT"), spot_symbols=["BTC/USDT"])
     # body: fundingRate "-0.000024", fundingRateInterval "8", nextUpdate "1761667200000"
-    assert (quote.rate_per_interval, quote.interval_hours, quote.next_settle_ts_ms) == (-0.000024, 8.0, 1761667200000)
+    assert (quote.rate_per_interval, quote.interval_hours, quote.next_settle_ts_ms) == (
+        -0.000024,
+        8.0,
+        1761667200000,
+    )
 
 
 def test_mexc_has_no_bulk_call_so_each_symbol_is_fetched() -> None:
@@ -129,13 +150,19 @@ def test_mexc_has_no_bulk_call_so_each_symbol_is_fetched() -> None:
     (quote,) = snap.quotes
     assert urls == ["https://api.mexc.com/api/v1/contract/funding_rate/BTC_USDT"]
     # body: fundingRate 1.4e-05, nextSettleTime 1643241600000, collectCycle 8
-    assert (quote.rate_per_interval, quote.next_settle_ts_ms, quote.interval_hours) == (1.4e-05, 1643241600000, 8.0)
+    assert (quote.rate_per_interval, quote.next_settle_ts_ms, quote.interval_hours) == (
+        1.4e-05,
+        1643241600000,
+        8.0,
+    )
     # the recorded mexc spot market BTC/USDT is inactive: the perp is not a carry pair, no tickers fetched
     assert quote.spot_symbol is None and snap.spot_tickers == {} and snap.perp_tickers == {}
 
 
 def test_spot_ticker_without_quote_volume_is_estimated_from_base_volume() -> None:
-    ex = replay_exchange("mexc", {"/api/v3/ticker/24hr": fixture_body("mexc", "source_comment", "fetchTickers")})
+    ex = replay_exchange(
+        "mexc", {"/api/v3/ticker/24hr": fixture_body("mexc", "source_comment", "fetchTickers")}
+    )
     ticker = fs.normalise_ticker(ex.fetch_tickers()["BTC/USDT"])
     # mexc sample: lastPrice 46263.71, volume 1732.461487, quoteVolume absent
     assert ticker.last_price_usd == 46263.71 and ticker.volume_estimated
@@ -143,7 +170,9 @@ def test_spot_ticker_without_quote_volume_is_estimated_from_base_volume() -> Non
 
 
 def test_recorded_spot_ticker_volume_is_the_exchange_quote_volume() -> None:
-    ex = replay_exchange("okx", {"/api/v5/market/ticker": fixture_body("okx", "static_response", "fetchTicker")})
+    ex = replay_exchange(
+        "okx", {"/api/v5/market/ticker": fixture_body("okx", "static_response", "fetchTicker")}
+    )
     ticker = fs.normalise_ticker(ex.fetch_ticker("BTC/USDT"))
     raw = fixture_body("okx", "static_response", "fetchTicker")["data"][0]
     assert ticker.quote_volume_24h_usd == float(raw["volCcy24h"]) and not ticker.volume_estimated
@@ -186,7 +215,9 @@ def test_bulk_ticker_request_names_few_symbols_and_asks_for_the_market_type_for_
 
 def test_all_tickers_of_a_market_type_are_filtered_to_the_pairs() -> None:
     # the recorded OKX tickers sample (instType SPOT, several pairs), asked for by market type
-    ex = replay_exchange("okx", {"/api/v5/market/tickers": fixture_body("okx", "source_comment", "fetchTickers")})
+    ex = replay_exchange(
+        "okx", {"/api/v5/market/tickers": fixture_body("okx", "source_comment", "fetchTickers")}
+    )
     symbols_arg, params = fs.bulk_ticker_request([f"S{i}/USDT" for i in range(60)], "spot")
     ex.fetch_tickers(symbols_arg, params)
     assert "instType=SPOT" in ex.replay_calls[0].url
@@ -204,7 +235,9 @@ def test_malformed_interval_is_a_data_error(text: str) -> None:
 
 
 def test_missing_funding_rate_is_a_data_error() -> None:
-    ex = replay_exchange("bybit", {"/v5/market/tickers": fixture_body("bybit", "static_response", "fetchFundingRates")})
+    ex = replay_exchange(
+        "bybit", {"/v5/market/tickers": fixture_body("bybit", "static_response", "fetchFundingRates")}
+    )
     raw = dict(ex.fetch_funding_rates(["BTC/USDT:USDT"])["BTC/USDT:USDT"], fundingRate=None)
     with pytest.raises(DataError, match="no fundingRate"):
         fs.normalise_funding_rate("bybit", raw, ex.market("BTC/USDT:USDT"))
@@ -217,8 +250,9 @@ def _history(exchange_id: str, routes: dict[str, Any], **kwargs: Any) -> tuple[f
     async def go() -> tuple[fs.FundingHistory, list[str]]:
         ex = replay_exchange_async(exchange_id, routes)
         try:
-            history = await fs.fetch_recent_funding_history(ex, "BTC/USDT:USDT", retry_sleep=lambda s: None,
-                                                            **kwargs)
+            history = await fs.fetch_recent_funding_history(
+                ex, "BTC/USDT:USDT", retry_sleep=lambda s: None, **kwargs
+            )
             return history, [c.url for c in ex.replay_calls]
         finally:
             await ex.close()
@@ -228,8 +262,12 @@ def _history(exchange_id: str, routes: dict[str, Any], **kwargs: Any) -> tuple[f
 
 def test_recent_history_pages_through_the_shared_downloader_on_the_async_exchange() -> None:
     body = fixture_body("binance", "source_comment", "fetchFundingRateHistory")
-    history, urls = _history("binance", {"/fapi/v1/fundingRate": body}, since_ms=1621267200000 - 30 * 86_400_000,
-                             until_ms=1621267200000 + 3_600_000)
+    history, urls = _history(
+        "binance",
+        {"/fapi/v1/fundingRate": body},
+        since_ms=1621267200000 - 30 * 86_400_000,
+        until_ms=1621267200000 + 3_600_000,
+    )
     # sample: BTCUSDT 0.00063521 at 1621267200000; one short page (< 1000 rows) ends Binance's forward paging
     assert history.settle_ts_ms == (1621267200000,) and history.rates == (0.00063521,)
     assert len(urls) == 1 and "startTime=" in urls[0] and "limit=1000" in urls[0]
@@ -237,8 +275,12 @@ def test_recent_history_pages_through_the_shared_downloader_on_the_async_exchang
 
 def test_history_outside_the_window_is_left_out() -> None:
     body = fixture_body("binance", "source_comment", "fetchFundingRateHistory")
-    history, _ = _history("binance", {"/fapi/v1/fundingRate": body}, since_ms=1621267200000 - 86_400_000,
-                          until_ms=1621267200000 - 1)
+    history, _ = _history(
+        "binance",
+        {"/fapi/v1/fundingRate": body},
+        since_ms=1621267200000 - 86_400_000,
+        until_ms=1621267200000 - 1,
+    )
     assert history.settle_ts_ms == ()
 
 

@@ -41,28 +41,42 @@ TABLE_WIDTH_OFF_TERMINAL = 200
 )
 def scan_command(
     exchanges: str = typer.Option(
-        "binance,bybit,okx", "--exchanges", help="Comma-separated ccxt ids; mapped: binance, bybit, okx, bitget, mexc."
+        "binance,bybit,okx",
+        "--exchanges",
+        help="Comma-separated ccxt ids; mapped: binance, bybit, okx, bitget, mexc.",
     ),
     quote: str = typer.Option("USDT", "--quote", help="Quote (and settlement) currency of the pairs."),
     fee_spot: float = typer.Option(0.001, "--fee-spot", help="Spot fee per side, fraction (0.001 = 0.10 %)."),
-    fee_perp: float = typer.Option(0.0005, "--fee-perp", help="Perp fee per side, fraction (0.0005 = 0.05 %)."),
-    horizon_days: float = typer.Option(30.0, "--horizon-days", help="Holding horizon that pays the round trip."),
+    fee_perp: float = typer.Option(
+        0.0005, "--fee-perp", help="Perp fee per side, fraction (0.0005 = 0.05 %)."
+    ),
+    horizon_days: float = typer.Option(
+        30.0, "--horizon-days", help="Holding horizon that pays the round trip."
+    ),
     min_apr: float | None = typer.Option(
         None, "--min-apr", help="Keep pairs whose current APR is at least this fraction (0.1 = 10 %)."
     ),
     min_volume: float = typer.Option(
-        0.0, "--min-volume", help="Keep pairs whose smaller 24 h quote volume of the two legs is at least this (USD)."
+        0.0,
+        "--min-volume",
+        help="Keep pairs whose smaller 24 h quote volume of the two legs is at least this (USD).",
     ),
     top: int = typer.Option(20, "--top", help="Show the best N pairs (0 = all)."),
     history: bool = typer.Option(
-        False, "--history/--no-history",
+        False,
+        "--history/--no-history",
         help="Fetch 30 days of settlements for the best --history-limit pairs: 7/30-day mean APR, share negative.",
     ),
-    history_limit: int = typer.Option(30, "--history-limit", help="How many pairs get their history fetched."),
+    history_limit: int = typer.Option(
+        30, "--history-limit", help="How many pairs get their history fetched."
+    ),
     max_concurrency: int = typer.Option(8, "--max-concurrency", help="Requests in flight per exchange."),
-    retries: int = typer.Option(3, "--retries", help="Attempts per read on network errors (backoff 1 s, 2 s, …)."),
+    retries: int = typer.Option(
+        3, "--retries", help="Attempts per read on network errors (backoff 1 s, 2 s, …)."
+    ),
     as_json: bool = typer.Option(
-        False, "--json",
+        False,
+        "--json",
         help="Print JSON: {schema_version, as_of_ts_ms, quote, exchanges, answered, settings, score, history_days, "
         "considered, unpaired_perps, candidates: [...], errors: [{exchange, error_type, message}], "
         "warnings: [{exchange, message}]}; candidate keys are listed in docs/scanner.md.",
@@ -80,13 +94,23 @@ def scan_command(
     if max_concurrency < 1:
         raise InputError(f"--max-concurrency must be at least 1; it was {max_concurrency}")
     settings = ScanSettings(
-        fee_spot=fee_spot, fee_perp=fee_perp, horizon_days=horizon_days, min_apr=min_apr,
-        min_volume_usd=min_volume, top=top or None,
+        fee_spot=fee_spot,
+        fee_perp=fee_perp,
+        horizon_days=horizon_days,
+        min_apr=min_apr,
+        min_volume_usd=min_volume,
+        top=top or None,
     )
     with _ScanProgress(quiet=as_json) as progress:
         result = run_scan(
-            exchange_ids, settings, quote=quote.upper(), history=history, history_limit=history_limit,
-            max_concurrency=max_concurrency, retry_attempts=retries, progress=progress.update,
+            exchange_ids,
+            settings,
+            quote=quote.upper(),
+            history=history,
+            history_limit=history_limit,
+            max_concurrency=max_concurrency,
+            retry_attempts=retries,
+            progress=progress.update,
         )
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=1))
@@ -111,8 +135,13 @@ class _ScanProgress:
 
             console = Console(stderr=True)
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                console=console, transient=True, disable=not console.is_terminal,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+                disable=not console.is_terminal,
             )
             self._bar.__enter__()
         return self
@@ -165,22 +194,43 @@ def _print_result(result: ScanResult) -> None:
         f"{s.fee_perp:g} perp)); net APR over {s.horizon_days:g} days. {SCORE_HELP}",
     )
     columns = [
-        ("#", "right"), ("exchange", "left"), ("perp", "left"), ("rate", "right"), ("every", "right"),
-        ("next (UTC)", "right"), ("APR now", "right"), ("APR 7d", "right"), ("APR 30d", "right"),
-        ("neg 30d", "right"), ("basis bp", "right"), ("spot vol M$", "right"), ("perp vol M$", "right"),
-        ("break-even d", "right"), ("net APR", "right"), ("score", "right"),
+        ("#", "right"),
+        ("exchange", "left"),
+        ("perp", "left"),
+        ("rate", "right"),
+        ("every", "right"),
+        ("next (UTC)", "right"),
+        ("APR now", "right"),
+        ("APR 7d", "right"),
+        ("APR 30d", "right"),
+        ("neg 30d", "right"),
+        ("basis bp", "right"),
+        ("spot vol M$", "right"),
+        ("perp vol M$", "right"),
+        ("break-even d", "right"),
+        ("net APR", "right"),
+        ("score", "right"),
     ]
     for name, justify in columns:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for i, c in enumerate(result.candidates, start=1):
         table.add_row(
-            str(i), c.exchange, c.perp_symbol, _pct(c.funding_rate, 4),
-            "-" if c.interval_hours is None else f"{c.interval_hours:g} h", _utc(c.next_settle_ts_ms),
-            _pct(c.apr_current), _pct(c.apr_mean_7d), _pct(c.apr_mean_30d),
+            str(i),
+            c.exchange,
+            c.perp_symbol,
+            _pct(c.funding_rate, 4),
+            "-" if c.interval_hours is None else f"{c.interval_hours:g} h",
+            _utc(c.next_settle_ts_ms),
+            _pct(c.apr_current),
+            _pct(c.apr_mean_7d),
+            _pct(c.apr_mean_30d),
             "-" if c.negative_share_30d is None else f"{c.negative_share_30d:.0%}",
-            _num(c.basis_bps, "+.1f"), _musd(c.spot_volume_24h_usd), _musd(c.perp_volume_24h_usd),
+            _num(c.basis_bps, "+.1f"),
+            _musd(c.spot_volume_24h_usd),
+            _musd(c.perp_volume_24h_usd),
             _num(c.break_even_days, ".1f") if c.break_even_days is not None else "never",
-            _pct(c.net_apr_horizon), _pct(c.score),
+            _pct(c.net_apr_horizon),
+            _pct(c.score),
         )
     console.print(table)
     console.print(

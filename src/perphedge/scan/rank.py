@@ -71,7 +71,9 @@ class ScanSettings:
         require_fraction("fee_perp", self.fee_perp, high=0.05)
         require_positive("horizon_days", self.horizon_days)
         require_non_negative("min_volume_usd", self.min_volume_usd)
-        if self.min_apr is not None and not (math.isfinite(self.min_apr) and abs(self.min_apr) <= MAX_APR_FILTER):
+        if self.min_apr is not None and not (
+            math.isfinite(self.min_apr) and abs(self.min_apr) <= MAX_APR_FILTER
+        ):
             raise InputError(
                 f"min_apr must be a fraction such as 0.1 for 10 % (at most {MAX_APR_FILTER:g} = "
                 f"{MAX_APR_FILTER:.0%}); it was {self.min_apr!r}, which looks like a percent"
@@ -273,8 +275,13 @@ def build_candidate(
     stats: dict[int, WindowStats | None] = {d: None for d in HISTORY_WINDOWS_DAYS}
     if history is not None:
         for days in HISTORY_WINDOWS_DAYS:
-            stats[days] = window_stats(history.settle_ts_ms, history.rates, as_of_ts_ms=as_of_ts_ms,
-                                       window_days=days, interval_hours=interval_h)
+            stats[days] = window_stats(
+                history.settle_ts_ms,
+                history.rates,
+                as_of_ts_ms=as_of_ts_ms,
+                window_days=days,
+                interval_hours=interval_h,
+            )
         long_window = stats[30]
         if long_window is None:
             notes.append("no settlement in the last 30 days of history")
@@ -382,7 +389,9 @@ def build_candidates(
 
 def passes_filters(candidate: Candidate, settings: ScanSettings) -> bool:
     """Return True when the candidate meets ``min_apr`` and ``min_volume_usd`` (unknown values fail)."""
-    if settings.min_apr is not None and (candidate.apr_current is None or candidate.apr_current < settings.min_apr):
+    if settings.min_apr is not None and (
+        candidate.apr_current is None or candidate.apr_current < settings.min_apr
+    ):
         return False
     if settings.min_volume_usd > 0 and (
         candidate.min_volume_24h_usd is None or candidate.min_volume_24h_usd < settings.min_volume_usd

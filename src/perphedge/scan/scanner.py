@@ -146,8 +146,14 @@ async def scan(
             exchanges[exchange_id] = factory(exchange_id)
         answers = await asyncio.gather(
             *(
-                fetch_exchange_snapshot(ex, quote=quote, max_concurrency=max_concurrency,
-                                        retry_attempts=retry_attempts, progress=progress, now_ms=now_ms)
+                fetch_exchange_snapshot(
+                    ex,
+                    quote=quote,
+                    max_concurrency=max_concurrency,
+                    retry_attempts=retry_attempts,
+                    progress=progress,
+                    now_ms=now_ms,
+                )
                 for ex in exchanges.values()
             ),
             return_exceptions=True,
@@ -159,18 +165,25 @@ async def scan(
                 snapshots.append(answer)
             elif isinstance(answer, Exception):
                 message = str(answer) if isinstance(answer, PerphedgeError) else f"unexpected: {answer!r}"
-                errors.append(ExchangeFailure(exchange=exchange_id, error_type=type(answer).__name__,
-                                              message=message))
+                errors.append(
+                    ExchangeFailure(exchange=exchange_id, error_type=type(answer).__name__, message=message)
+                )
             else:  # KeyboardInterrupt / CancelledError: not ours to swallow
                 raise answer
         warnings = [ScanWarning(exchange=s.exchange_id, message=w) for s in snapshots for w in s.warnings]
 
         histories: dict[tuple[str, str], FundingHistory] = {}
         if history and snapshots:
-            preliminary = rank_candidates(build_candidates(snapshots, settings), replace(settings, top=history_limit))
+            preliminary = rank_candidates(
+                build_candidates(snapshots, settings), replace(settings, top=history_limit)
+            )
             histories, history_warnings = await _fetch_histories(
-                exchanges, snapshots, preliminary, retry_attempts=retry_attempts,
-                max_concurrency=max_concurrency, progress=progress,
+                exchanges,
+                snapshots,
+                preliminary,
+                retry_attempts=retry_attempts,
+                max_concurrency=max_concurrency,
+                progress=progress,
             )
             warnings.extend(history_warnings)
         candidates = build_candidates(snapshots, settings, histories)
@@ -212,7 +225,8 @@ async def _fetch_histories(
         async with semaphores[candidate.exchange]:
             try:
                 return await fetch_recent_funding_history(
-                    exchange, candidate.perp_symbol,
+                    exchange,
+                    candidate.perp_symbol,
                     since_ms=recorded[candidate.exchange] - history_window_ms(HISTORY_DAYS),
                     until_ms=recorded[candidate.exchange],
                     retry_sleep=None if retry_attempts > 1 else _no_wait,
@@ -229,8 +243,12 @@ async def _fetch_histories(
         if isinstance(answer, FundingHistory):
             histories[(candidate.exchange, candidate.perp_symbol)] = answer
         elif isinstance(answer, PerphedgeError):
-            warnings.append(ScanWarning(exchange=candidate.exchange,
-                                        message=f"funding history of {candidate.perp_symbol} unavailable ({answer})"))
+            warnings.append(
+                ScanWarning(
+                    exchange=candidate.exchange,
+                    message=f"funding history of {candidate.perp_symbol} unavailable ({answer})",
+                )
+            )
         elif isinstance(answer, BaseException):
             raise answer
     return histories, warnings

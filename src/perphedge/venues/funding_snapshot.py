@@ -408,8 +408,12 @@ async def fetch_exchange_snapshot(
     perp_by_symbol = {m["symbol"]: m for m in perps}
     warnings: list[str] = []
     if not perps:
-        return ExchangeSnapshot(exchange_id=exchange_id, recorded_ts_ms=recorded_ts_ms, quotes=(),
-                                warnings=(f"no active linear {quote} perpetuals listed",))
+        return ExchangeSnapshot(
+            exchange_id=exchange_id,
+            recorded_ts_ms=recorded_ts_ms,
+            quotes=(),
+            warnings=(f"no active linear {quote} perpetuals listed",),
+        )
     symbols = list(perp_by_symbol)
 
     # 1. funding rates: one bulk call, or one call per symbol
@@ -428,18 +432,26 @@ async def fetch_exchange_snapshot(
         )
         failed = [(s, a) for s, a in zip(symbols, answers, strict=True) if isinstance(a, PerphedgeError)]
         if len(failed) == len(symbols):
-            raise VenueError(f"fetch funding rate failed for every symbol ({failed[0][1]})", exchange=exchange_id)
+            raise VenueError(
+                f"fetch funding rate failed for every symbol ({failed[0][1]})", exchange=exchange_id
+            )
         if failed:
-            warnings.append(_summarise("funding rate unavailable", [s for s, _ in failed], [a for _, a in failed]))
+            warnings.append(
+                _summarise("funding rate unavailable", [s for s, _ in failed], [a for _, a in failed])
+            )
         raw_rates = {s: a for s, a in zip(symbols, answers, strict=True) if not isinstance(a, PerphedgeError)}
     else:
-        raise VenueError("offers neither fetchFundingRates nor fetchFundingRate through ccxt", exchange=exchange_id)
+        raise VenueError(
+            "offers neither fetchFundingRates nor fetchFundingRate through ccxt", exchange=exchange_id
+        )
 
     quotes: dict[str, PerpFundingQuote] = {}
     bad: list[str] = []
     for symbol, raw in raw_rates.items():
         try:
-            quotes[symbol] = normalise_funding_rate(exchange_id, raw, perp_by_symbol[symbol], spot_symbols=spot_symbols)
+            quotes[symbol] = normalise_funding_rate(
+                exchange_id, raw, perp_by_symbol[symbol], spot_symbols=spot_symbols
+            )
         except DataError as e:
             bad.append(f"{symbol}: {e}")
     if bad:
@@ -452,18 +464,31 @@ async def fetch_exchange_snapshot(
     missing_interval = [s for s, q in quotes.items() if q.interval_hours is None]
     if missing_interval and exchange.has.get("fetchFundingIntervals"):
         try:
-            intervals = await read("fetch funding intervals", lambda: exchange.fetch_funding_intervals(missing_interval))
+            intervals = await read(
+                "fetch funding intervals", lambda: exchange.fetch_funding_intervals(missing_interval)
+            )
         except (VenueError, DataError) as e:
             warnings.append(f"funding intervals unavailable ({e}); APR needs --history for those symbols")
             intervals = None
         if intervals is not None:
             for symbol in missing_interval:
                 entry = intervals.get(symbol)
-                hours = parse_interval_hours(entry.get("interval"), where=f"{exchange_id} {symbol}") if entry else None
+                hours = (
+                    parse_interval_hours(entry.get("interval"), where=f"{exchange_id} {symbol}")
+                    if entry
+                    else None
+                )
                 if hours is not None:
-                    quotes[symbol] = with_interval(quotes[symbol], hours, f"{exchange_id}: {mapping.interval_from}")
-                    if quotes[symbol].next_settle_ts_ms is None and entry.get(mapping.next_settle_field) is not None:
-                        quotes[symbol] = replace(quotes[symbol], next_settle_ts_ms=int(entry[mapping.next_settle_field]))
+                    quotes[symbol] = with_interval(
+                        quotes[symbol], hours, f"{exchange_id}: {mapping.interval_from}"
+                    )
+                    if (
+                        quotes[symbol].next_settle_ts_ms is None
+                        and entry.get(mapping.next_settle_field) is not None
+                    ):
+                        quotes[symbol] = replace(
+                            quotes[symbol], next_settle_ts_ms=int(entry[mapping.next_settle_field])
+                        )
                 elif mapping.interval_when_absent_hours is not None:
                     quotes[symbol] = with_interval(
                         quotes[symbol],
@@ -476,9 +501,12 @@ async def fetch_exchange_snapshot(
     paired = sorted(q.perp_symbol for q in quotes.values() if q.spot_symbol is not None)
     spot_needed = sorted({quotes[s].spot_symbol for s in paired if quotes[s].spot_symbol is not None})
     contract_sizes = {s: quotes[s].contract_size_base for s in paired}
-    spot_tickers = await _fetch_tickers(exchange, spot_needed, {}, read, max_concurrency, warnings, "spot", report)
-    perp_tickers = await _fetch_tickers(exchange, paired, contract_sizes, read, max_concurrency, warnings, "perp",
-                                        report)
+    spot_tickers = await _fetch_tickers(
+        exchange, spot_needed, {}, read, max_concurrency, warnings, "spot", report
+    )
+    perp_tickers = await _fetch_tickers(
+        exchange, paired, contract_sizes, read, max_concurrency, warnings, "perp", report
+    )
     return ExchangeSnapshot(
         exchange_id=exchange_id,
         recorded_ts_ms=recorded_ts_ms,
@@ -526,7 +554,9 @@ async def _fetch_tickers(
             bulk = await read(f"fetch {leg} tickers", lambda: exchange.fetch_tickers(symbols_arg, params))
             for symbol in symbols:
                 if symbol in bulk:
-                    tickers[symbol] = normalise_ticker(bulk[symbol], contract_size_base=contract_sizes.get(symbol, 1.0))
+                    tickers[symbol] = normalise_ticker(
+                        bulk[symbol], contract_size_base=contract_sizes.get(symbol, 1.0)
+                    )
         except PerphedgeError as e:
             warnings.append(f"bulk {leg} tickers unavailable ({e}); fetching them one by one")
     missing = [s for s in symbols if s not in tickers]
@@ -535,7 +565,9 @@ async def _fetch_tickers(
             missing,
             lambda s: read(f"fetch {leg} ticker {s}", lambda: exchange.fetch_ticker(s)),
             max_concurrency=max_concurrency,
-            on_done=lambda n: report(exchange_id, f"{leg} tickers", len(symbols) - len(missing) + n, len(symbols)),
+            on_done=lambda n: report(
+                exchange_id, f"{leg} tickers", len(symbols) - len(missing) + n, len(symbols)
+            ),
         )
         failed: list[tuple[str, Exception]] = []
         for symbol, answer in zip(missing, answers, strict=True):
@@ -544,11 +576,20 @@ async def _fetch_tickers(
             elif answer.get("symbol") == symbol:
                 tickers[symbol] = normalise_ticker(answer, contract_size_base=contract_sizes.get(symbol, 1.0))
             else:  # an answer for another instrument is not this symbol's ticker
-                failed.append((symbol, VenueError(f"ticker answer was for {answer.get('symbol')!r}",
-                                                  exchange=exchange_id)))
+                failed.append(
+                    (
+                        symbol,
+                        VenueError(f"ticker answer was for {answer.get('symbol')!r}", exchange=exchange_id),
+                    )
+                )
         if failed:
-            warnings.append(_summarise(f"{leg} ticker unavailable (volume and basis unknown)",
-                                       [s for s, _ in failed], [e for _, e in failed]))
+            warnings.append(
+                _summarise(
+                    f"{leg} ticker unavailable (volume and basis unknown)",
+                    [s for s, _ in failed],
+                    [e for _, e in failed],
+                )
+            )
     report(exchange_id, f"{leg} tickers", len(symbols), len(symbols))
     return tickers
 
@@ -569,8 +610,13 @@ class _BlockingFacade:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._exchange, name)
 
-    def fetch_funding_rate_history(self, symbol: str, since: int | None = None, limit: int | None = None,
-                                   params: dict[str, Any] | None = None) -> Any:
+    def fetch_funding_rate_history(
+        self,
+        symbol: str,
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
         coroutine = self._exchange.fetch_funding_rate_history(symbol, since, limit, params or {})
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
@@ -597,17 +643,23 @@ async def fetch_recent_funding_history(
 
     facade = _BlockingFacade(exchange, asyncio.get_running_loop())
     extra: dict[str, Any] = {} if retry_sleep is None else {"sleep": retry_sleep}
-    rows = await asyncio.to_thread(fetch_funding_rate_history, facade, perp_symbol, since_ms, until_ms, **extra)
+    rows = await asyncio.to_thread(
+        fetch_funding_rate_history, facade, perp_symbol, since_ms, until_ms, **extra
+    )
     stamps: list[int] = []
     rates: list[float] = []
     for row in rows:
         ts, value = row.get("timestamp"), row.get("fundingRate")
         if ts is None or value is None:
-            raise DataError(f"a settlement had timestamp {ts!r} and rate {value!r}; both are needed",
-                            where=f"{exchange.id} {perp_symbol}")
+            raise DataError(
+                f"a settlement had timestamp {ts!r} and rate {value!r}; both are needed",
+                where=f"{exchange.id} {perp_symbol}",
+            )
         stamps.append(int(ts))
         rates.append(float(value))
-    return FundingHistory(perp_symbol=perp_symbol, settle_ts_ms=tuple(stamps), rates=tuple(rates), since_ms=since_ms)
+    return FundingHistory(
+        perp_symbol=perp_symbol, settle_ts_ms=tuple(stamps), rates=tuple(rates), since_ms=since_ms
+    )
 
 
 def history_window_ms(days: float) -> int:
