@@ -310,3 +310,23 @@ def test_candidate_json_keys_are_the_documented_ones() -> None:
     documented = (Path(__file__).resolve().parents[2] / "docs" / "scanner.md").read_text()
     missing = [k for k in keys if f"`{k}`" not in documented]
     assert not missing, f"candidate keys not documented in docs/scanner.md: {missing}"
+
+
+@given(
+    rates=st.lists(st.sampled_from(_sol_2022()[1].tolist()), min_size=1, max_size=40),
+    volumes=st.lists(st.one_of(st.none(), st.floats(min_value=0, max_value=1e10)), min_size=40, max_size=40),
+    top=st.one_of(st.none(), st.integers(min_value=1, max_value=50)),
+    min_volume=st.sampled_from([0.0, 1e6]),
+)
+def test_ranking_is_sorted_filtered_and_cut(
+    rates: list[float], volumes: list[float | None], top: int | None, min_volume: float
+) -> None:
+    # rates: real SOLUSDT settlements (tests/scan/fixtures)
+    cands = [_candidate(f"X{i}", r, volumes[i]) for i, r in enumerate(rates)]
+    settings = rank.ScanSettings(top=top, min_volume_usd=min_volume)
+    ranked = rank.rank_candidates(cands, settings)
+    scores = [c.score for c in ranked]
+    assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
+    assert all(rank.passes_filters(c, settings) for c in ranked)
+    eligible = sum(rank.passes_filters(c, settings) for c in cands)
+    assert len(ranked) == (eligible if top is None else min(top, eligible))

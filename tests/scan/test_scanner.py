@@ -133,3 +133,17 @@ def test_exchange_list_is_validated_before_any_network() -> None:
         parse_exchange_list("binance,gate")
     with pytest.raises(InputError, match="no exchange"):
         parse_exchange_list(" , ")
+
+
+def test_progress_reports_each_stage_to_completion() -> None:
+    events: list[tuple[str, str, int, int]] = []
+    run_scan(
+        ["binance", "bybit"],
+        ScanSettings(),
+        retry_attempts=1,
+        exchange_factory=Factory(recorded_routes()),
+        progress=lambda *event: events.append(event),
+    )
+    finished = {(e, stage) for e, stage, done, total in events if done == total}
+    assert {("bybit", "funding"), ("bybit", "spot tickers"), ("bybit", "perp tickers")} <= finished
+    assert ("binance", "funding") in finished
