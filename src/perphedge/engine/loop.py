@@ -342,18 +342,20 @@ def _simulate(
     i0, i1 = a.i0, a.i1
     n_win = i1 - i0
     open_ts, close_ts = a.open_ts, a.close_ts
-    so, sc, po, pc, mk = a.spot_open, a.spot_close, a.perp_open, a.perp_close, a.mark_value
-    adv_hi, adv_lo = a.adverse_high, a.adverse_low
-    f_ts, f_rate, f_int, f_mark, f_bar = (
-        a.funding_ts,
-        a.funding_rate,
-        a.funding_interval_hours,
-        a.funding_mark,
-        a.funding_bar,
-    )
-    f_gap = a.funding_in_gap
+    # numpy arrays for the strategy's views; plain lists of Python floats for the per-bar arithmetic
+    sc_array, f_ts, f_rate_array, f_int = a.spot_close, a.funding_ts, a.funding_rate, a.funding_interval_hours
     tol = SETTLEMENT_JITTER_TOLERANCE_MS
     bar_days = (close_ts[0] - open_ts[0]) / MS_PER_DAY
+    known_at_close = np.searchsorted(f_ts, close_ts + tol, side="right").tolist()
+    so, sc, po, pc, mk = (
+        x.tolist() for x in (a.spot_open, a.spot_close, a.perp_open, a.perp_close, a.mark_value)
+    )
+    adv_hi, adv_lo = a.adverse_high.tolist(), a.adverse_low.tolist()
+    f_rate, f_mark, f_bar, f_gap = (
+        x.tolist() for x in (a.funding_rate, a.funding_mark, a.funding_bar, a.funding_in_gap)
+    )
+    f_ts_list = f_ts.tolist()
+    open_ms_list, close_ms_list = open_ts.tolist(), close_ts.tolist()
 
     fee_spot, fee_perp, slip = config.fee_spot, config.fee_perp, config.slippage_bps
     leverage = config.leverage
@@ -433,18 +435,18 @@ def _simulate(
             )
 
     # --- per-bar output arrays ---
-    eq_arr = np.empty(n_win)
-    spot_val_arr = np.empty(n_win)
-    perp_val_arr = np.empty(n_win)
-    cash_arr = np.empty(n_win)
-    net_arr = np.empty(n_win)
-    netpct_arr = np.empty(n_win)
-    hr_arr = np.empty(n_win)
-    mr_arr = np.full(n_win, np.nan)
-    ld_arr = np.full(n_win, np.nan)
-    cumf_arr = np.empty(n_win)
-    spot_pnl_bar = np.zeros(n_win)
-    perp_pnl_bar = np.zeros(n_win)
+    eq_arr = [0.0] * n_win
+    spot_val_arr = [0.0] * n_win
+    perp_val_arr = [0.0] * n_win
+    cash_arr = [0.0] * n_win
+    net_arr = [0.0] * n_win
+    netpct_arr = [0.0] * n_win
+    hr_arr = [0.0] * n_win
+    mr_arr = [math.nan] * n_win
+    ld_arr = [math.nan] * n_win
+    cumf_arr = [0.0] * n_win
+    spot_pnl_bar = [0.0] * n_win
+    perp_pnl_bar = [0.0] * n_win
 
     decides_on = getattr(strategy, "decides_on", _DECIDES_ON_DEFAULT)
     memory = strategy.initial_memory()
@@ -465,8 +467,8 @@ def _simulate(
     pend_shrink_value = 0.0  # sell_spot policy: value of spot sold to move into the futures wallet
     holdings_changed = True
 
-    def decide(i_view_end: int, ts_ms: int, sp: float, pp: float, mp: float) -> None:
-        """Ask the strategy (view ends at bar ``i_view_end − 1`` and settlements known at ``ts_ms``)."""
+    def decide(i_view_end: int, ts_ms: int, k: int, sp: float, pp: float, mp: float) -> None:
+        """Ask the strategy: the view holds bars before ``i_view_end`` and the first ``k`` settlements."""
         nonlocal \
             memory, \
             last_mode, \
@@ -476,7 +478,6 @@ def _simulate(
             pend_spot, \
             pend_perp, \
             holdings_changed
-        k = int(np.searchsorted(f_ts, ts_ms + tol, side="right"))
         ask = (
             last_target is None
             or decides_on == "bar"
@@ -491,9 +492,9 @@ def _simulate(
                 perp_price_usd=pp,
                 mark_price_usd=mp,
                 funding_settle_ts_ms=f_ts[:k],
-                funding_rates=f_rate[:k],
+                funding_rates=f_rate_array[:k],
                 funding_interval_hours=f_int[:k],
-                close_prices=sc[:i_view_end],
+                close_prices=sc_array[:i_view_end],
             )
             state = HedgeState(
                 spot_fraction=spot_frac, perp_fraction=perp_frac, mode=mode_of(spot_frac, perp_frac)
@@ -527,16 +528,17 @@ def _simulate(
             holdings_changed = False
 
     # first decision at the first bar's open
-    decide(i0, t0, so[i0], po[i0], po[i0])
+    decide(i0, t0, int(np.searchsorted(f_ts, t0 + tol, side="right")), so[i0], po[i0], po[i0])
 
     fp = int(np.searchsorted(f_bar, i0, side="left"))  # first settlement paid in the window (f_bar is sorted)
-    nf = f_ts.size
+    nf = len(f_ts_list)
+    table_list = table_of_bar.tolist()
 
     for w in range(n_win):
         i = i0 + w
-        bar_open_ms = int(open_ts[i])
-        if table_of_bar[w] != table_index:
-            table_index = int(table_of_bar[w])
+        bar_open_ms = open_ms_list[i]
+        if table_list[w] != table_index:
+            table_index = table_list[w]
             brackets_now = _Brackets(schedule.tables[table_index])
             lp_dirty = True
         # 0. settlements that fell in a gap of missing bars before this bar: paid on the position then
@@ -546,7 +548,7 @@ def _simulate(
                 wallet += cash_flow
                 cum_funding += cash_flow
                 ledger.add(
-                    int(f_ts[fp]),
+                    f_ts_list[fp],
                     "funding",
                     "perp",
                     "funding",
@@ -681,7 +683,7 @@ def _simulate(
                 wallet -= clearance
                 # booked at the bar's close: the time within the bar is unknown, and the equity series is at closes
                 ledger.add(
-                    int(close_ts[i]),
+                    close_ms_list[i],
                     "liquidation",
                     "perp",
                     "liquidation",
@@ -692,7 +694,7 @@ def _simulate(
                 )
                 events.append(
                     BacktestEvent(
-                        ts=ts_of(int(close_ts[i])),
+                        ts=ts_of(close_ms_list[i]),
                         kind="liquidation",
                         detail=(
                             f"{'short' if perp_qty < 0 else 'long'} {abs(perp_qty):.6g} liquidated at {liq_price:,.2f} during the bar "
@@ -718,7 +720,7 @@ def _simulate(
                 cum_funding += cash_flow
                 settled_this_bar += cash_flow
                 ledger.add(
-                    int(f_ts[fp]),
+                    f_ts_list[fp],
                     "funding",
                     "perp",
                     "funding",
@@ -733,7 +735,7 @@ def _simulate(
         # 4. close: borrow interest, marks, policies, decision, records
         spot_px = sc[i]
         mark_px = mk[i]
-        close_ms = int(close_ts[i])
+        close_ms = close_ms_list[i]
         if spot_qty < 0.0:
             interest = -spot_qty * spot_px * config.borrow_rate_per_day * bar_days
             cash -= interest
@@ -841,7 +843,13 @@ def _simulate(
                     lp_dirty = True
 
         if not frozen and w + 1 < n_win:
-            decide(i + 1, close_ms, spot_px, pc[i], mark_px)
+            k = known_at_close[i]
+            if (
+                decides_on == "bar"
+                or holdings_changed
+                or (decides_on == "settlement" and k != known_settlements)
+            ):
+                decide(i + 1, close_ms, k, spot_px, pc[i], mark_px)
 
         spot_value = spot_qty * spot_px
         perp_value = wallet + perp_qty * (mark_px - entry)
@@ -883,17 +891,17 @@ def _simulate(
             "margin_ratio": mr_arr,
             "liquidation_distance_pct": ld_arr,
             "cumulative_funding_usd": cumf_arr,
-            "basis_fraction": (pc[win] - sc[win]) / sc[win],
-            "spot_close": sc[win],
-            "perp_close": pc[win],
-            "mark_close": mk[win],
-            "buy_and_hold_equity_usd": bh_qty * sc[win],
+            "basis_fraction": (a.perp_close[win] - a.spot_close[win]) / a.spot_close[win],
+            "spot_close": a.spot_close[win],
+            "perp_close": a.perp_close[win],
+            "mark_close": a.mark_value[win],
+            "buy_and_hold_equity_usd": bh_qty * a.spot_close[win],
         },
         index=index,
     )
     price_rows = [
-        price_pnl_rows(close_ts[win], "spot", spot_pnl_bar, sc[win]),
-        price_pnl_rows(close_ts[win], "perp", perp_pnl_bar, mk[win]),
+        price_pnl_rows(close_ts[win], "spot", np.asarray(spot_pnl_bar), a.spot_close[win]),
+        price_pnl_rows(close_ts[win], "perp", np.asarray(perp_pnl_bar), a.mark_value[win]),
     ]
     ledger_frame = ledger.to_frame(price_rows)
     attribution = attribution_from_ledger(ledger_frame)
