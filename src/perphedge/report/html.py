@@ -67,7 +67,7 @@ h1 { font-size: 1.6em; margin: 0 0 4px 0; }
 h2 { font-size: 1.2em; margin: 32px 0 8px 0; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 p.meta, p.note { color: #555; margin: 4px 0; }
 section { background: #fff; border: 1px solid #e5e5e5; border-radius: 6px; padding: 12px 16px; margin: 16px 0; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 8px 0; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 8px 0; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f3f3f3; }
