@@ -330,3 +330,15 @@ def test_ranking_is_sorted_filtered_and_cut(
     assert all(rank.passes_filters(c, settings) for c in ranked)
     eligible = sum(rank.passes_filters(c, settings) for c in cands)
     assert len(ranked) == (eligible if top is None else min(top, eligible))
+
+
+def test_ranking_and_option_checks_do_not_import_ccxt() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, perphedge.scan.rank, perphedge.scan.scanner; "
+        "perphedge.scan.scanner.parse_exchange_list('binance,bybit'); "
+        "sys.exit(1 if 'ccxt' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -20,7 +20,6 @@ from typing import Any
 
 from perphedge.errors import InputError, PerphedgeError
 from perphedge.scan.rank import Candidate, ScanSettings, build_candidates, rank_candidates
-from perphedge.venues.ccxt_common import create_exchange
 from perphedge.venues.funding_snapshot import (
     ExchangeSnapshot,
     FundingHistory,
@@ -114,6 +113,8 @@ def parse_exchange_list(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def _default_factory(exchange_id: str) -> Any:
+    from perphedge.venues.ccxt_common import create_exchange  # imports ccxt: only when scanning
+
     return create_exchange(exchange_id, async_=True)
 
 

@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 
 from perphedge.errors import ConfigError, DataError, PerphedgeError, VenueError
 from perphedge.units import MS_PER_HOUR
-from perphedge.venues.ccxt_common import acall_with_retries, spot_symbol_for
 
 T = TypeVar("T")
 
@@ -266,7 +265,9 @@ def normalise_funding_rate(
         raise DataError(f"fundingRate was {raw_rate!r}, not a finite number", where=where)
     next_settle = rate.get(mapping.next_settle_field)
     interval_hours = parse_interval_hours(rate.get("interval"), where=where)
-    spot = spot_symbol_for(market)
+    spot = (
+        f"{market['base']}/{market['quote']}"  # as venues.ccxt_common.spot_symbol_for, without importing ccxt
+    )
     return PerpFundingQuote(
         exchange_id=exchange_id,
         perp_symbol=symbol,
@@ -398,6 +399,8 @@ async def fetch_exchange_snapshot(
     report = progress or (lambda *_: None)
 
     async def read(action: str, fn: Callable[[], Awaitable[T]]) -> T:
+        from perphedge.venues.ccxt_common import acall_with_retries  # imports ccxt: only when fetching
+
         return await acall_with_retries(fn, exchange_id=exchange_id, action=action, attempts=retry_attempts)
 
     if not exchange.markets:
