@@ -467,7 +467,16 @@ def _simulate(
     pend_shrink_value = 0.0  # sell_spot policy: value of spot sold to move into the futures wallet
     holdings_changed = True
 
-    def decide(i_view_end: int, ts_ms: int, k: int, sp: float, pp: float, mp: float) -> None:
+    def decide(
+        i_view_end: int,
+        ts_ms: int,
+        k: int,
+        sp: float,
+        pp: float,
+        mp: float,
+        margin_ratio: float = math.nan,
+        liquidation_distance: float = math.nan,
+    ) -> None:
         """Ask the strategy: the view holds bars before ``i_view_end`` and the first ``k`` settlements."""
         nonlocal \
             memory, \
@@ -497,7 +506,11 @@ def _simulate(
                 close_prices=sc_array[:i_view_end],
             )
             state = HedgeState(
-                spot_fraction=spot_frac, perp_fraction=perp_frac, mode=mode_of(spot_frac, perp_frac)
+                spot_fraction=spot_frac,
+                perp_fraction=perp_frac,
+                mode=mode_of(spot_frac, perp_frac),
+                margin_ratio=None if math.isnan(margin_ratio) else margin_ratio,
+                liquidation_distance=None if math.isnan(liquidation_distance) else liquidation_distance,
             )
             target, memory = strategy.decide(view, state, memory)
             if target is not last_target:
@@ -842,15 +855,6 @@ def _simulate(
                     )
                     lp_dirty = True
 
-        if not frozen and w + 1 < n_win:
-            k = known_at_close[i]
-            if (
-                decides_on == "bar"
-                or holdings_changed
-                or (decides_on == "settlement" and k != known_settlements)
-            ):
-                decide(i + 1, close_ms, k, spot_px, pc[i], mark_px)
-
         spot_value = spot_qty * spot_px
         perp_value = wallet + perp_qty * (mark_px - entry)
         eq_arr[w] = cash + spot_value + perp_value
@@ -874,6 +878,15 @@ def _simulate(
             if lp is not None:
                 ld_arr[w] = (lp - mark_px) / mark_px
         cumf_arr[w] = cum_funding
+
+        if not frozen and w + 1 < n_win:
+            k = known_at_close[i]
+            if (
+                decides_on == "bar"
+                or holdings_changed
+                or (decides_on == "settlement" and k != known_settlements)
+            ):
+                decide(i + 1, close_ms, k, spot_px, pc[i], mark_px, mr_arr[w], ld_arr[w])
 
     # --- results ---
     win = slice(i0, i1)
