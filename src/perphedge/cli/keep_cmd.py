@@ -146,7 +146,7 @@ def status_command(
         help="Print one JSON object with keys: hedge_id, venue, ts_ms, halted, base_qty, spot_base, perp_qty_base, "
              "spot_price_usd, mark_price_usd, balances, hedge_ratio, net_exposure_base, net_exposure_fraction, "
              "margin_ratio, liquidation_price_usd, liquidation_distance, next_funding_ts_ms, expected_funding_usd, "
-             "equity_usd, start_equity_usd, pnl {spot_pnl_usd, perp_pnl_usd, funding_usd, funding_model_usd, "
+             "expected_funding_basis (predicted_rate | last_settled_rate), equity_usd, start_equity_usd, pnl {spot_pnl_usd, perp_pnl_usd, funding_usd, funding_model_usd, "
              "fees_usd, other_usd, total_usd}, decisions, orders. Money is a decimal string in USD(T); ratios are "
              "fractions.",
     ),

@@ -34,6 +34,7 @@ from perphedge.keeper.reconcile import (
     reconcile_funding,
     reconcile_holdings,
     resolve_pending_orders,
+    resolve_pending_transfers,
     take_snapshot,
 )
 from perphedge.keeper.risk import (
@@ -169,6 +170,7 @@ class Keeper:
     def _reconcile(self, now: int) -> Snapshot:
         spec = self.spec
         resolve_pending_orders(self.venue, self.journal, self.log, now)
+        resolve_pending_transfers(self.venue, self.journal, self.log, now)
         snapshot = take_snapshot(self.venue, spec.spot_symbol, spec.perp_symbol)
         if self.journal.get_meta("started_ts_ms") is None:
             self.journal.set_metas({
@@ -231,7 +233,8 @@ class Keeper:
         if col.policy == "none":
             return self._refuse(now, f"{why}; collateral policy is 'none': alarm only, not acting")
         if col.policy == "reserve":
-            used = sum((Decimal(t["amount_usd"]) for t in self.journal.transfers("done") if t["to_futures"]), Decimal(0))
+            used = sum((Decimal(t["amount_usd"]) for t in self.journal.transfers()
+                        if t["to_futures"] and t["status"] in ("done", "unknown")), Decimal(0))
             left = to_decimal(col.reserve_usd) - used
             amount = min(amount, left, snapshot.balances.spot_usd)
             if amount <= 0:
@@ -250,7 +253,7 @@ class Keeper:
         return CycleResult(cycle=self.cycle_no, ts_ms=now, action="margin", reason=why, report=report)
 
     def _transfer(self, now: int, amount: Decimal, why: str) -> CycleResult:
-        transfer_id = f"ph{self.spec.hedge_id}t{self.journal.next_decision_no()}c{self.cycle_no}n{now}"
+        transfer_id = f"ph{self.spec.hedge_id}t{len(self.journal.transfers()) + 1}"  # deterministic, never reused
         self.journal.record_transfer_intent(transfer_id=transfer_id, amount_usd=amount, to_futures=True, reason=why,
                                             ts_ms=now)
         try:

@@ -91,6 +91,24 @@ def resolve_pending_orders(venue: TradingVenue, journal: Journal, log: KeeperLog
     return recovered
 
 
+def resolve_pending_transfers(venue: TradingVenue, journal: Journal, log: KeeperLog, now_ms: int) -> int:
+    """Settle transfers journalled as ``intent`` (a crash between sending and recording); return how many.
+
+    The venue is asked whether the transfer happened: yes → ``done``; no → ``abandoned`` (the policy
+    may send a new one); cannot tell → ``unknown``, counted as used by the reserve (conservative) and alarmed.
+    """
+    settled = 0
+    for transfer in journal.transfers("intent"):
+        happened = venue.has_transfer(transfer["transfer_id"])
+        status = {True: "done", False: "abandoned", None: "unknown"}[happened]
+        journal.set_transfer_status(transfer["transfer_id"], status)
+        log.write(now_ms, "reconcile.transfer", level="info" if happened is not None else "alarm",
+                  transfer_id=transfer["transfer_id"], amount_usd=transfer["amount_usd"], status=status,
+                  reason="a previous run stopped between sending a transfer and recording it")
+        settled += 1
+    return settled
+
+
 def reconcile_holdings(journal: Journal, snapshot: Snapshot, log: KeeperLog, now_ms: int) -> HoldingsDifference | None:
     """Compare the venue's holdings with the journal's book; adopt the venue's and log any difference."""
     book = journal.book()

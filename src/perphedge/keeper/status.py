@@ -21,12 +21,14 @@ from perphedge.keeper.reconcile import take_snapshot
 from perphedge.keeper.risk import read_risk
 from perphedge.keeper.spec import HedgeSpec
 from perphedge.mechanics.funding import funding_cashflow_linear_usd
+from perphedge.units import MS_PER_DAY
 from perphedge.venues.port import TradingVenue
 
 STATUS_KEYS = (
     "hedge_id", "venue", "ts_ms", "halted", "base_qty", "spot_base", "perp_qty_base", "spot_price_usd",
     "mark_price_usd", "balances", "hedge_ratio", "net_exposure_base", "net_exposure_fraction", "margin_ratio",
-    "liquidation_price_usd", "liquidation_distance", "next_funding_ts_ms", "expected_funding_usd", "equity_usd",
+    "liquidation_price_usd", "liquidation_distance", "next_funding_ts_ms", "expected_funding_usd",
+    "expected_funding_basis", "equity_usd",
     "start_equity_usd", "pnl", "decisions", "orders",
 )
 
@@ -40,9 +42,15 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
     base_qty = Decimal(journal.get_meta("base_qty") or "0")
     spot_notional = spot * quote.spot_price_usd
     perp_notional = abs(perp) * quote.mark_price_usd
+    # expected payment at the next settlement: the exchange's predicted rate when it publishes one, else the
+    # last settled rate (the paper venue publishes none: a replay must not reveal the next settlement)
+    rate, basis = quote.funding_rate_per_interval, "predicted_rate"
+    if rate is None:
+        settled = venue.fetch_funding_rates(spec.perp_symbol, now_ms - 7 * MS_PER_DAY)
+        rate, basis = (settled[-1].rate_per_interval, "last_settled_rate") if settled else (None, None)
     expected = None
-    if quote.funding_rate_per_interval is not None and perp != 0:
-        expected = funding_cashflow_linear_usd(float(perp), float(quote.mark_price_usd), quote.funding_rate_per_interval)
+    if rate is not None:
+        expected = funding_cashflow_linear_usd(float(perp), float(quote.mark_price_usd), rate)
     start_equity = journal.get_meta("start_equity_usd")
     pnl = None
     if start_equity is not None:
@@ -70,6 +78,7 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
         "liquidation_distance": reading.liquidation_distance,
         "next_funding_ts_ms": quote.next_funding_ts_ms,
         "expected_funding_usd": expected,
+        "expected_funding_basis": basis,
         "equity_usd": str(snap.equity_usd),
         "start_equity_usd": start_equity,
         "pnl": pnl,

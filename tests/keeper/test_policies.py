@@ -1,0 +1,69 @@
+"""Collateral policies when the price runs toward liquidation, and transfers interrupted by a crash."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from perphedge.keeper.reconcile import resolve_pending_transfers
+from perphedge.venues.paper import Fault, FaultKind
+from tests.keeper.kit import close, make_keeper, make_spec
+
+PERP = "BTC/USDT:USDT"
+
+
+def _open_then_gap(tmp_path: Path, **sections):
+    spec = make_spec(tmp_path, **sections)
+    keeper, venue = make_keeper(spec)
+    keeper.cycle()
+    position = venue.fetch_perp_position(PERP)
+    venue.inject(Fault(kind=FaultKind.PRICE_GAP,
+                       price_factor=float(position.liquidation_price_usd / position.mark_price_usd) * 0.92))
+    return keeper, venue
+
+
+def test_policy_none_only_alarms_and_says_why(tmp_path: Path) -> None:
+    keeper, venue = _open_then_gap(tmp_path, collateral={"policy": "none"})
+    orders, wallet = len(venue._s.orders), venue.fetch_balances("", "").futures_wallet_usd
+    result = keeper.cycle()
+    assert result.action == "refuse" and "policy is 'none'" in result.reason
+    assert len(venue._s.orders) == orders and venue.fetch_balances("", "").futures_wallet_usd == wallet
+    close(keeper)
+
+
+def test_policy_sell_spot_shrinks_both_legs_equally_and_stays_neutral(tmp_path: Path) -> None:
+    keeper, venue = _open_then_gap(tmp_path, collateral={"policy": "sell_spot"})
+    before = venue.fetch_perp_position(PERP)
+    result = keeper.cycle()
+    assert result.action == "margin" and result.report.outcome == "complete"
+    after = venue.fetch_perp_position(PERP)
+    spot = venue.fetch_balances("", "").spot_base
+    assert abs(after.signed_qty_base) < abs(before.signed_qty_base)
+    assert spot + after.signed_qty_base == 0  # still neutral
+    assert after.liquidation_price_usd > before.liquidation_price_usd
+    close(keeper)
+
+
+def test_reserve_is_bounded_by_reserve_usd(tmp_path: Path) -> None:
+    keeper, venue = _open_then_gap(tmp_path, collateral={"policy": "reserve", "reserve_usd": 100.0})
+    result = keeper.cycle()
+    assert result.action == "margin"
+    assert [Decimal(t["amount_usd"]) for t in keeper.journal.transfers("done")] == [Decimal(100)]
+    second = keeper.cycle()
+    assert second.action == "refuse" and "reserve is used up" in second.reason
+    close(keeper)
+
+
+def test_transfer_sent_but_not_recorded_is_settled_from_the_venue_on_restart(tmp_path: Path) -> None:
+    keeper, venue = make_keeper(make_spec(tmp_path))
+    keeper.cycle()
+    # a crash between sending the transfer and recording it: intent in the journal, done at the venue
+    keeper.journal.record_transfer_intent(transfer_id="phbtcdemot1", amount_usd=Decimal(50), to_futures=True,
+                                          reason="test", ts_ms=venue.now_ms())
+    venue.transfer_margin(Decimal(50), to_futures=True, transfer_id="phbtcdemot1")
+    keeper.journal.record_transfer_intent(transfer_id="phbtcdemot2", amount_usd=Decimal(70), to_futures=True,
+                                          reason="never sent", ts_ms=venue.now_ms())
+    assert resolve_pending_transfers(venue, keeper.journal, keeper.log, venue.now_ms()) == 2
+    assert {t["transfer_id"]: t["status"] for t in keeper.journal.transfers()} == {
+        "phbtcdemot1": "done", "phbtcdemot2": "abandoned"}
+    close(keeper)
