@@ -88,3 +88,37 @@ def test_components_sum_to_equity_change_to_the_cent(
     booked = cumulative[upto]
     equity_change = result.timeseries["equity_usd"].to_numpy() - result.initial_equity_usd
     np.testing.assert_allclose(booked, equity_change, rtol=0, atol=0.005)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(["full", "partial", "dynamic-article", "dynamic-neutral"]),
+    start_day=st.integers(0, 2_150),
+    length_days=st.integers(5, 700),
+    slippage_bps=st.sampled_from([0.0, 5.0]),
+    extra_coins=st.sampled_from([None, 0.0, 0.2]),
+)
+def test_inverse_components_sum_to_equity_change(
+    btc_8h: MarketData,
+    name: str,
+    start_day: int,
+    length_days: int,
+    slippage_bps: float,
+    extra_coins: float | None,
+) -> None:
+    from perphedge.engine.accounts import BracketSchedule
+    from perphedge.mechanics.brackets import BracketTable
+
+    start = pd.Timestamp("2020-01-01", tz="UTC") + pd.Timedelta(days=start_day)
+    holdings = {} if extra_coins is None else {"spot_qty_base": 0.5, "collateral": extra_coins}
+    config = BacktestConfig(
+        contract="inverse",
+        start=start,
+        end=start + pd.Timedelta(days=length_days),
+        slippage_bps=slippage_bps,
+        **holdings,
+    )
+    brackets = BracketSchedule.single(BracketTable.single("BTCUSD", 0.004))
+    result = run_backtest(btc_8h, build_strategy(name), config, brackets=brackets)
+    total = sum(result.attribution[k] for k in ATTRIBUTION_KEYS)
+    assert abs(total - (result.final_equity_usd - result.initial_equity_usd)) < 0.005

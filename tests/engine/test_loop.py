@@ -275,7 +275,7 @@ def test_brackets_in_force_and_an_explicit_table(btc_8h: MarketData) -> None:
 
 
 def test_refusals(btc_8h: MarketData) -> None:
-    with pytest.raises(ConfigError, match="linear"):
+    with pytest.raises(ConfigError, match="COIN-M maintenance brackets"):
         run_backtest(btc_8h, build_strategy("full"), BacktestConfig(contract="inverse"))
     with pytest.raises(ConfigError, match="at most 125x"):
         run_backtest(btc_8h, build_strategy("full"), BacktestConfig(leverage=200))

@@ -79,6 +79,48 @@ def apply_perp_fill(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InversePosition:
+    """A one-way inverse (COIN-M) position: signed contracts, entry price, and the coins a fill realised."""
+
+    contracts: float
+    entry_price_usd: float
+    realized_pnl_coin: float = 0.0
+
+
+def apply_inverse_fill(
+    contracts: float,
+    entry_price_usd: float,
+    delta_contracts: float,
+    price_usd: float,
+    contract_size_usd: float,
+) -> InversePosition:
+    """Return the inverse position after a fill of ``delta_contracts`` at ``price_usd`` (one-way mode).
+
+    Binance COIN-M / Bybit inverse rules: adding averages the entry harmonically,
+    ``AEP = Σ contracts / Σ (contracts / price)``; reducing realises
+    ``closed × size × (1/entry − 1/price)`` (signed by side) in coins and keeps the entry; flipping
+    realises the whole old position and opens the rest at ``price_usd``. Sources: Bybit "Profit/Loss
+    calculations (Inverse contracts)" (1,000 @ 5,000 + 2,000 @ 6,000 → AEP 5,625; 10,000 long from
+    8,000 to 12,500 → 0.45 BTC with 1-USD contracts); Binance COIN-M PnL = contracts × size × side ×
+    (1/entry − 1/exit).
+    """
+    new = contracts + delta_contracts
+    if contracts == 0.0 or (contracts > 0) == (delta_contracts > 0):
+        if new == 0.0:
+            return InversePosition(contracts=0.0, entry_price_usd=0.0)
+        entry = new / (contracts / entry_price_usd + delta_contracts / price_usd) if contracts else price_usd
+        return InversePosition(contracts=new, entry_price_usd=entry)
+    if abs(delta_contracts) <= abs(contracts):
+        closed = -delta_contracts
+        realized = closed * contract_size_usd * (1.0 / entry_price_usd - 1.0 / price_usd)
+        if new == 0.0:
+            return InversePosition(contracts=0.0, entry_price_usd=0.0, realized_pnl_coin=realized)
+        return InversePosition(contracts=new, entry_price_usd=entry_price_usd, realized_pnl_coin=realized)
+    realized = contracts * contract_size_usd * (1.0 / entry_price_usd - 1.0 / price_usd)
+    return InversePosition(contracts=new, entry_price_usd=price_usd, realized_pnl_coin=realized)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BracketSchedule:
     """Bracket tables by date: ``tables[i]`` is in force from ``start_ts_ms[i]`` (UTC ms) to the next start.
 

@@ -295,18 +295,18 @@ def run_backtest(
     ``brackets`` overrides the bundled Binance bracket tables (e.g. a one-bracket table for a symbol
     the bundle lacks, or a user's own MMR).
 
+    ``contract="inverse"`` simulates the coin-margined hedge (see ``_simulate_inverse``); it needs
+    ``brackets`` in coin notional (COIN-M tables are not bundled).
+
     Raises:
-        ConfigError: an unsupported setting (``contract="inverse"`` is not simulated yet) or a leverage
-            above what the symbol's bracket allows.
+        ConfigError: an unsupported setting, or a leverage above what the symbol's bracket allows.
         DataError: bars or settlements that cannot be simulated (missing prices, a settlement in a gap).
         UnknownSymbolError: no bundled bracket table for the symbol and no ``brackets`` given.
     """
-    if config.contract != "linear":
-        raise ConfigError(
-            f"contract was {config.contract!r}: the backtest engine simulates linear (USDⓈ-M) perpetuals only so "
-            "far; use contract='linear' (the inverse hedge is available in perphedge plan)",
-            key_path="contract",
-        )
+    if config.contract == "inverse":
+        _check_inverse_config(strategy, config, brackets)
+        assert brackets is not None
+        return _simulate_inverse(market, _prepare(market, config), strategy, config, brackets)
     arrays = _prepare(market, config)
     schedule = brackets if brackets is not None else resolve_brackets(market, config)
     return _simulate(market, arrays, strategy, config, schedule, all_spot=False)
@@ -888,36 +888,93 @@ def _simulate(
             ):
                 decide(i + 1, close_ms, k, spot_px, pc[i], mark_px, mr_arr[w], ld_arr[w])
 
-    # --- results ---
-    win = slice(i0, i1)
-    index = pd.DatetimeIndex(pd.to_datetime(close_ts[win], unit="ms", utc=True), name="ts")
-    bh_qty = initial_equity / (so[i0] * (1.0 + slip / 10_000.0) * (1.0 + fee_spot))
-    timeseries = pd.DataFrame(
+    return _result(
+        market=market,
+        a=a,
+        strategy=strategy,
+        config=config,
+        schedule=schedule,
+        base_qty=base_qty,
+        initial_equity=initial_equity,
+        columns=(
+            eq_arr,
+            spot_val_arr,
+            perp_val_arr,
+            cash_arr,
+            net_arr,
+            netpct_arr,
+            hr_arr,
+            mr_arr,
+            ld_arr,
+            cumf_arr,
+        ),
+        spot_pnl_bar=spot_pnl_bar,
+        perp_pnl_bar=perp_pnl_bar,
+        ledger=ledger,
+        events=events,
+        trades=trades,
+        switches=switches,
+        liquidations=liquidations,
+        extra_settings={},
+    )
+
+
+_SIMULATED_COLUMNS: tuple[str, ...] = (
+    "equity_usd",
+    "spot_value_usd",
+    "perp_value_usd",
+    "cash_usd",
+    "net_exposure_base",
+    "net_exposure_pct",
+    "hedge_ratio",
+    "margin_ratio",
+    "liquidation_distance_pct",
+    "cumulative_funding_usd",
+)
+
+
+def _result(
+    *,
+    market: MarketData,
+    a: _Arrays,
+    strategy: Strategy,
+    config: BacktestConfig,
+    schedule: BracketSchedule,
+    base_qty: float,
+    initial_equity: float,
+    columns: tuple[list[float], ...],
+    spot_pnl_bar: list[float],
+    perp_pnl_bar: list[float],
+    ledger: LedgerBuilder,
+    events: list[BacktestEvent],
+    trades: int,
+    switches: int,
+    liquidations: int,
+    extra_settings: dict[str, Any],
+) -> BacktestResult:
+    win = slice(a.i0, a.i1)
+    close_ts = a.close_ts[win]
+    spot_close = a.spot_close[win]
+    index = pd.DatetimeIndex(pd.to_datetime(close_ts, unit="ms", utc=True), name="ts")
+    bh_qty = initial_equity / (
+        a.spot_open[a.i0] * (1.0 + config.slippage_bps / 10_000.0) * (1.0 + config.fee_spot)
+    )
+    data: dict[str, Any] = dict(zip(_SIMULATED_COLUMNS, columns, strict=True))
+    data.update(
         {
-            "equity_usd": eq_arr,
-            "spot_value_usd": spot_val_arr,
-            "perp_value_usd": perp_val_arr,
-            "cash_usd": cash_arr,
-            "net_exposure_base": net_arr,
-            "net_exposure_pct": netpct_arr,
-            "hedge_ratio": hr_arr,
-            "margin_ratio": mr_arr,
-            "liquidation_distance_pct": ld_arr,
-            "cumulative_funding_usd": cumf_arr,
-            "basis_fraction": (a.perp_close[win] - a.spot_close[win]) / a.spot_close[win],
-            "spot_close": a.spot_close[win],
+            "basis_fraction": (a.perp_close[win] - spot_close) / spot_close,
+            "spot_close": spot_close,
             "perp_close": a.perp_close[win],
             "mark_close": a.mark_value[win],
-            "buy_and_hold_equity_usd": bh_qty * a.spot_close[win],
-        },
-        index=index,
+            "buy_and_hold_equity_usd": bh_qty * spot_close,
+        }
     )
+    timeseries = pd.DataFrame(data, index=index)
     price_rows = [
-        price_pnl_rows(close_ts[win], "spot", np.asarray(spot_pnl_bar), a.spot_close[win]),
-        price_pnl_rows(close_ts[win], "perp", np.asarray(perp_pnl_bar), a.mark_value[win]),
+        price_pnl_rows(close_ts, "spot", np.asarray(spot_pnl_bar), spot_close),
+        price_pnl_rows(close_ts, "perp", np.asarray(perp_pnl_bar), a.mark_value[win]),
     ]
     ledger_frame = ledger.to_frame(price_rows)
-    attribution = attribution_from_ledger(ledger_frame)
     settings: dict[str, Any] = {
         **config.to_settings(),
         "strategy": strategy.name,
@@ -929,6 +986,7 @@ def _simulate(
         "usdt_is_usd": True,
         "bar_gaps": a.gaps,
         "base_qty": base_qty,
+        **extra_settings,
     }
     return BacktestResult(
         strategy=strategy.name,
@@ -937,12 +995,12 @@ def _simulate(
         timeframe=market.timeframe,
         settings=settings,
         initial_equity_usd=float(initial_equity),
-        final_equity_usd=float(eq_arr[-1]),
+        final_equity_usd=float(columns[0][-1]),
         base_qty=float(base_qty),
         timeseries=timeseries,
         ledger=ledger_frame,
         events=tuple(events),
-        attribution=attribution,
+        attribution=attribution_from_ledger(ledger_frame),
         trades=trades,
         switches=switches,
         liquidations=liquidations,
@@ -951,3 +1009,459 @@ def _simulate(
 
 
 __all__ = ["BacktestConfig", "BracketSchedule", "resolve_brackets", "run_backtest", "run_buy_and_hold"]
+
+
+# --- inverse (COIN-M) ----------------------------------------------------------------------------------
+
+
+def _check_inverse_config(
+    strategy: Strategy, config: BacktestConfig, brackets: BracketSchedule | None
+) -> None:
+    if brackets is None:
+        raise ConfigError(
+            "contract='inverse' needs the COIN-M maintenance brackets in coin notional, and perphedge bundles "
+            "USDⓈ-M brackets only; pass brackets=BracketSchedule.single(BracketTable.single(symbol, mmr, "
+            "maintenance_amount_coin)) with the exchange's COIN-M MMR (Binance BTCUSD: 0.4 % in the first bracket)",
+            key_path="contract",
+        )
+    unsupported = [
+        name
+        for name, on in (
+            (f"collateral_policy={config.collateral_policy!r}", config.collateral_policy != "none"),
+            ("withdraw_excess", config.withdraw_excess),
+            ("reinvest_funding", config.reinvest_funding),
+        )
+        if on
+    ]
+    if unsupported:
+        raise ConfigError(
+            f"with contract='inverse' the coins are the collateral (1x), so {', '.join(unsupported)} do not apply; "
+            "they were set: remove them or use contract='linear'",
+            key_path="collateral_policy",
+        )
+    if getattr(strategy, "negative_mode", None) == "reverse":
+        raise ConfigError(
+            "reverse carry (negative_mode='reverse') sells borrowed coins, which the coin-margined hedge "
+            "cannot post as collateral; use negative_mode='unhedge' or contract='linear'",
+            key_path="negative_mode",
+        )
+
+
+def _settle_asset(ccxt_symbol: str) -> tuple[str, str]:
+    base = ccxt_symbol.split("/", 1)[0]
+    settle = ccxt_symbol.split(":", 1)[1] if ":" in ccxt_symbol else ""
+    return base, settle
+
+
+def _simulate_inverse(
+    market: MarketData,
+    a: _Arrays,
+    strategy: Strategy,
+    config: BacktestConfig,
+    schedule: BracketSchedule,
+) -> BacktestResult:
+    """Simulate the coin-margined hedge: the spot coins sit in the futures wallet as collateral and the
+    perp is shorted in whole contracts of ``contract_size_usd`` for their USD value.
+
+    Coin amounts (wallet, PnL, funding, fees) are valued in USD at the spot price; the unrealised PnL is
+    computed at the mark (Binance COIN-M: PnL = contracts × size × side × (1/entry − 1/mark)). Funding
+    is ``−contracts × size / mark × rate`` coins (``mechanics.funding.funding_cashflow_inverse_coin``).
+    Liquidation: ``mechanics.liquidation.liquidation_price_inverse`` with the whole wallet (the coins are
+    the collateral); a short of the coins' own value has no liquidation price on a rise.
+    """
+    from perphedge.engine.accounts import apply_inverse_fill
+    from perphedge.mechanics.funding import funding_cashflow_inverse_coin
+    from perphedge.mechanics.liquidation import liquidation_price_inverse
+
+    i0, i1 = a.i0, a.i1
+    n_win = i1 - i0
+    size = config.resolved_contract_size_usd(market.symbol)
+    sc_array, f_ts, f_rate_array, f_int = a.spot_close, a.funding_ts, a.funding_rate, a.funding_interval_hours
+    tol = SETTLEMENT_JITTER_TOLERANCE_MS
+    known_at_close = np.searchsorted(f_ts, a.close_ts + tol, side="right").tolist()
+    so, sc, po, pc, mk = (
+        x.tolist() for x in (a.spot_open, a.spot_close, a.perp_open, a.perp_close, a.mark_value)
+    )
+    adv_hi, adv_lo = a.adverse_high.tolist(), a.adverse_low.tolist()
+    f_rate, f_mark, f_bar, f_gap = (
+        x.tolist() for x in (a.funding_rate, a.funding_mark, a.funding_bar, a.funding_in_gap)
+    )
+    f_ts_list = f_ts.tolist()
+    open_ms_list, close_ms_list = a.open_ts.tolist(), a.close_ts.tolist()
+    fee_spot, fee_perp, slip = config.fee_spot, config.fee_perp, config.slippage_bps
+    ledger = LedgerBuilder()
+    events: list[BacktestEvent] = []
+
+    def ts_of(ms: int) -> pd.Timestamp:
+        return pd.Timestamp(int(ms), unit="ms", tz="UTC")
+
+    table_starts = np.asarray(schedule.start_ts_ms, dtype=np.int64)
+    table_list = np.clip(
+        np.searchsorted(table_starts, a.open_ts[i0:i1], side="right") - 1, 0, len(schedule.tables) - 1
+    ).tolist()
+    table_index = table_list[0]
+    brackets_now = _Brackets(schedule.tables[table_index])
+
+    t0 = open_ms_list[i0]
+    reserve = config.reserve_usd
+    other_coin = 0.0  # realised PnL + funding − perp fees, in coins, in the futures wallet
+    if config.spot_qty_base is not None:
+        base_qty = config.spot_qty_base
+        spot_qty = base_qty
+        other_coin = float(config.collateral)  # type: ignore[arg-type]  # extra coins posted
+        cash = reserve
+        initial_equity = (spot_qty + other_coin) * so[i0] + reserve
+    else:
+        cash = config.capital_usd + reserve
+        initial_equity = cash
+        base_qty = config.capital_usd / (so[i0] * (1.0 + slip / 10_000.0) * (1.0 + fee_spot))
+        spot_qty = 0.0
+    contracts = 0.0
+    entry = 0.0
+
+    eq_arr = [0.0] * n_win
+    spot_val_arr = [0.0] * n_win
+    perp_val_arr = [0.0] * n_win
+    cash_arr = [0.0] * n_win
+    net_arr = [0.0] * n_win
+    netpct_arr = [0.0] * n_win
+    hr_arr = [0.0] * n_win
+    mr_arr = [math.nan] * n_win
+    ld_arr = [math.nan] * n_win
+    cumf_arr = [0.0] * n_win
+    spot_pnl_bar = [0.0] * n_win
+    perp_pnl_bar = [0.0] * n_win
+
+    decides_on = getattr(strategy, "decides_on", _DECIDES_ON_DEFAULT)
+    memory = strategy.initial_memory()
+    last_mode: HedgeMode | None = None
+    last_target: TargetHedge | None = None
+    known_settlements = -1
+    trades = switches = liquidations = 0
+    cum_funding = 0.0
+    frozen = False
+    lp: float | None = None
+    lp_dirty = True
+    value_px = so[i0]  # the price coins are valued at (spot), as of the last mark
+    upnl_mark = po[i0]  # the mark the unrealised PnL was last computed at
+    pend_spot = 0.0
+    pend_perp_fraction: float | None = None
+    holdings_changed = True
+
+    def upnl(mark: float) -> float:
+        return contracts * size * (1.0 / entry - 1.0 / mark) if contracts else 0.0
+
+    # The perp leg's fraction is the one last filled (a short of the coins' USD value at fill time stays
+    # "−1" while held: re-sizing it to each new price would trade every bar). Whole contracts only.
+    held_perp_fraction = 0.0
+
+    def decide(
+        i_view_end: int, ts_ms: int, k: int, sp: float, pp: float, mp: float, mr: float, ld: float
+    ) -> None:
+        nonlocal memory, last_mode, last_target, known_settlements, switches, pend_spot, pend_perp_fraction
+        nonlocal holdings_changed
+        ask = (
+            last_target is None
+            or decides_on == "bar"
+            or (decides_on == "settlement" and k != known_settlements)
+        )
+        known_settlements = k
+        spot_frac, perp_frac = spot_qty / base_qty, held_perp_fraction
+        if ask:
+            view = MarketView(
+                ts_ms=ts_ms,
+                spot_price_usd=sp,
+                perp_price_usd=pp,
+                mark_price_usd=mp,
+                funding_settle_ts_ms=f_ts[:k],
+                funding_rates=f_rate_array[:k],
+                funding_interval_hours=f_int[:k],
+                close_prices=sc_array[:i_view_end],
+            )
+            state = HedgeState(
+                spot_fraction=spot_frac,
+                perp_fraction=perp_frac,
+                mode=mode_of(spot_frac, perp_frac),
+                margin_ratio=None if math.isnan(mr) else mr,
+                liquidation_distance=None if math.isnan(ld) else ld,
+            )
+            target, memory = strategy.decide(view, state, memory)
+            if target.spot_fraction < 0:
+                raise ConfigError(
+                    f"strategy {strategy.name!r} asked for spot {target.spot_fraction:g} (short spot) at "
+                    f"{ts_of(ts_ms)}; the coin-margined hedge cannot short its collateral: use contract='linear'",
+                    key_path="contract",
+                )
+            if target is not last_target:
+                if last_mode is not None and target.mode != last_mode:
+                    switches += 1
+                    events.append(
+                        BacktestEvent(
+                            ts=ts_of(ts_ms),
+                            kind="switch",
+                            detail=f"{last_mode.value} → {target.mode.value}: {target.reason}",
+                        )
+                    )
+                elif last_mode is None:
+                    events.append(
+                        BacktestEvent(
+                            ts=ts_of(ts_ms), kind="open", detail=f"{target.mode.value}: {target.reason}"
+                        )
+                    )
+                last_mode = target.mode
+                last_target = target
+                holdings_changed = True
+        if holdings_changed and last_target is not None:
+            state = HedgeState(
+                spot_fraction=spot_frac, perp_fraction=perp_frac, mode=mode_of(spot_frac, perp_frac)
+            )
+            orders = orders_for(last_target, state, base_qty)
+            pend_spot = orders.spot_delta_base
+            pend_perp_fraction = last_target.perp_fraction if orders.perp_delta_base != 0.0 else None
+            holdings_changed = False
+
+    decide(
+        i0, t0, int(np.searchsorted(f_ts, t0 + tol, side="right")), so[i0], po[i0], po[i0], math.nan, math.nan
+    )
+    fp = int(np.searchsorted(f_bar, i0, side="left"))
+    nf = len(f_ts_list)
+
+    def book_funding(fp: int, fallback_mark: float, note: str) -> float:
+        nonlocal other_coin, cum_funding, lp_dirty
+        mark = f_mark[fp] if f_mark[fp] > 0 else fallback_mark
+        coin = funding_cashflow_inverse_coin(contracts, size, mark, f_rate[fp])
+        other_coin += coin
+        amount = coin * value_px
+        cum_funding += amount
+        ledger.add(f_ts_list[fp], "funding", "perp", "funding", amount, contracts * size / mark, mark, note)
+        lp_dirty = True
+        return amount
+
+    for w in range(n_win):
+        i = i0 + w
+        bar_open_ms = open_ms_list[i]
+        if table_list[w] != table_index:
+            table_index = table_list[w]
+            brackets_now = _Brackets(schedule.tables[table_index])
+            lp_dirty = True
+        while fp < nf and f_bar[fp] == i and f_gap[fp]:
+            if contracts:
+                book_funding(fp, f_mark[fp], f"rate {f_rate[fp]:.8f} (settled during a gap in the bars)")
+            fp += 1
+        # 1. fills at the open
+        if pend_spot != 0.0 or pend_perp_fraction is not None:
+            coins = spot_qty + other_coin
+            spot_pnl_bar[w] += coins * (so[i] - value_px)
+            perp_pnl_bar[w] += upnl(po[i]) * so[i] - upnl(upnl_mark) * value_px
+            value_px, upnl_mark = so[i], po[i]
+            if pend_spot != 0.0:
+                f = execute(pend_spot, so[i], fee_rate=fee_spot, slippage_bps=slip)
+                cash -= pend_spot * so[i] + f.slippage_usd + f.fee_usd
+                spot_qty += pend_spot
+                ledger.add(
+                    bar_open_ms,
+                    "trade",
+                    "spot",
+                    "spot_pnl",
+                    0.0,
+                    pend_spot,
+                    so[i],
+                    ("buy" if pend_spot > 0 else "sell")
+                    + " (coins held in the futures wallet as collateral)",
+                )
+                ledger.add(bar_open_ms, "fee", "spot", "fees", -f.fee_usd, pend_spot, f.fill_price_usd)
+                if f.slippage_usd:
+                    ledger.add(
+                        bar_open_ms,
+                        "slippage",
+                        "spot",
+                        "slippage",
+                        -f.slippage_usd,
+                        pend_spot,
+                        f.fill_price_usd,
+                    )
+                trades += 1
+                lp_dirty = True
+            if pend_perp_fraction is not None:
+                target_contracts = float(round(pend_perp_fraction * base_qty * po[i] / size))
+                delta = target_contracts - contracts
+                held_perp_fraction = pend_perp_fraction
+                if delta != 0.0:
+                    fill_px = po[i] * (1.0 + (slip / 10_000.0 if delta > 0 else -slip / 10_000.0))
+                    fee_coin = abs(delta) * size / fill_px * fee_perp
+                    slip_coin = abs(delta) * size * abs(1.0 / po[i] - 1.0 / fill_px)
+                    position = apply_inverse_fill(contracts, entry, delta, po[i], size)
+                    contracts, entry = position.contracts, position.entry_price_usd
+                    other_coin += position.realized_pnl_coin - fee_coin - slip_coin
+                    ledger.add(
+                        bar_open_ms,
+                        "trade",
+                        "perp",
+                        "perp_pnl",
+                        0.0,
+                        delta * size / po[i],
+                        po[i],
+                        f"{'buy' if delta > 0 else 'sell'} {abs(delta):.0f} contracts of {size:g} USD",
+                    )
+                    ledger.add(
+                        bar_open_ms,
+                        "fee",
+                        "perp",
+                        "fees",
+                        -fee_coin * value_px,
+                        delta * size / po[i],
+                        fill_px,
+                    )
+                    if slip_coin:
+                        ledger.add(
+                            bar_open_ms,
+                            "slippage",
+                            "perp",
+                            "slippage",
+                            -slip_coin * value_px,
+                            delta * size / po[i],
+                            fill_px,
+                        )
+                    trades += 1
+                    lp_dirty = True
+            pend_spot = 0.0
+            pend_perp_fraction = None
+        # 2. liquidation
+        if contracts:
+            if lp_dirty:
+                lp = liquidation_price_inverse(
+                    side=1 if contracts > 0 else -1,
+                    contracts=abs(contracts),
+                    contract_size_usd=size,
+                    entry_price=entry,
+                    wallet_balance_coin=spot_qty + other_coin,
+                    table=brackets_now.table,
+                )
+                lp_dirty = False
+            if lp is not None and (
+                (contracts < 0 and adv_hi[i] >= lp) or (contracts > 0 and adv_lo[i] <= lp)
+            ):
+                perp_pnl_bar[w] += upnl(lp) * value_px - upnl(upnl_mark) * value_px
+                upnl_mark = lp
+                realized = upnl(lp)
+                notional_coin = abs(contracts) * size / lp
+                coins = spot_qty + other_coin + realized
+                clearance = min(config.clearance_fee * notional_coin, max(coins, 0.0))
+                ledger.add(
+                    close_ms_list[i],
+                    "liquidation",
+                    "perp",
+                    "liquidation",
+                    -clearance * value_px,
+                    -contracts * size / lp,
+                    lp,
+                    f"clearance fee {config.clearance_fee:.2%} of {notional_coin:.6g} coins (capped at the margin left)",
+                )
+                events.append(
+                    BacktestEvent(
+                        ts=ts_of(close_ms_list[i]),
+                        kind="liquidation",
+                        detail=(
+                            f"{'short' if contracts < 0 else 'long'} {abs(contracts):.0f} contracts liquidated at "
+                            f"{lp:,.2f} during the bar opening {ts_of(bar_open_ms):%Y-%m-%d %H:%M} UTC; the coins "
+                            "left in the wallet are held unhedged and trading stops"
+                        ),
+                    )
+                )
+                liquidations += 1
+                spot_qty, other_coin = coins - clearance, 0.0  # what is left is plain coins
+                contracts, entry, lp = 0.0, 0.0, None
+                held_perp_fraction = 0.0
+                frozen = True
+        # 3. funding
+        while fp < nf and f_bar[fp] == i:
+            if contracts:
+                book_funding(fp, pc[i], f"rate {f_rate[fp]:.8f}")
+            fp += 1
+        # 4. close
+        spot_px, mark_px, close_ms = sc[i], mk[i], close_ms_list[i]
+        coins = spot_qty + other_coin
+        spot_pnl_bar[w] += coins * (spot_px - value_px)
+        perp_pnl_bar[w] += upnl(mark_px) * spot_px - upnl(upnl_mark) * value_px
+        value_px, upnl_mark = spot_px, mark_px
+        unrealized = upnl(mark_px)
+        margin_ratio = math.nan
+        if contracts:
+            maintenance = brackets_now.maintenance_margin(abs(contracts) * size / mark_px)
+            balance = coins + unrealized
+            margin_ratio = maintenance / balance if balance > 0 else math.inf
+            if lp_dirty:
+                lp = liquidation_price_inverse(
+                    side=1 if contracts > 0 else -1,
+                    contracts=abs(contracts),
+                    contract_size_usd=size,
+                    entry_price=entry,
+                    wallet_balance_coin=coins,
+                    table=brackets_now.table,
+                )
+                lp_dirty = False
+            if lp is not None:
+                ld_arr[w] = (lp - mark_px) / mark_px
+        spot_value = spot_qty * spot_px
+        perp_value = (other_coin + unrealized) * spot_px
+        eq_arr[w] = cash + spot_value + perp_value
+        spot_val_arr[w] = spot_value
+        perp_val_arr[w] = perp_value
+        cash_arr[w] = cash
+        # coin delta of the account: d(equity in USD)/d(price) = coins + upnl + contracts × size / mark
+        net = coins + unrealized + contracts * size / mark_px
+        net_arr[w] = net
+        netpct_arr[w] = net / base_qty
+        account_coins = coins + unrealized
+        hr_arr[w] = abs(contracts) * size / (account_coins * spot_px) if account_coins > 0 else 0.0
+        mr_arr[w] = margin_ratio
+        cumf_arr[w] = cum_funding
+        if not frozen and w + 1 < n_win:
+            k = known_at_close[i]
+            if (
+                decides_on == "bar"
+                or holdings_changed
+                or (decides_on == "settlement" and k != known_settlements)
+            ):
+                decide(i + 1, close_ms, k, spot_px, pc[i], mark_px, margin_ratio, ld_arr[w])
+
+    base, settle = _settle_asset(market.ccxt_symbol)
+    data_note = f"prices and funding of {market.ccxt_symbol}"
+    if settle and settle != base:
+        data_note += (
+            f": a {settle}-margined contract used as a stand-in for the coin-margined one (same underlying; "
+            "their basis and funding differ): fetch the inverse perpetual's history for a faithful run"
+        )
+    return _result(
+        market=market,
+        a=a,
+        strategy=strategy,
+        config=config,
+        schedule=schedule,
+        base_qty=base_qty,
+        initial_equity=initial_equity,
+        columns=(
+            eq_arr,
+            spot_val_arr,
+            perp_val_arr,
+            cash_arr,
+            net_arr,
+            netpct_arr,
+            hr_arr,
+            mr_arr,
+            ld_arr,
+            cumf_arr,
+        ),
+        spot_pnl_bar=spot_pnl_bar,
+        perp_pnl_bar=perp_pnl_bar,
+        ledger=ledger,
+        events=events,
+        trades=trades,
+        switches=switches,
+        liquidations=liquidations,
+        extra_settings={
+            "contract_size_usd": size,
+            "inverse_data": data_note,
+            "effective_leverage": "1x or less: the coins are the collateral; the leverage setting is not used",
+        },
+    )
