@@ -285,3 +285,29 @@ def test_refusals(btc_8h: MarketData) -> None:
     bad.iloc[5, bad.columns.get_loc("perp_open")] = np.nan
     with pytest.raises(DataError, match="perp_open was nan"):
         run_backtest(dataclasses.replace(btc_8h, bars=bad), build_strategy("full"), BacktestConfig())
+
+
+def test_liquidation_uses_the_mark_extremes_when_the_data_has_them(
+    btc_8h: MarketData, btc_1h: MarketData
+) -> None:
+    # Mark OHLC for the 8-hour bars from the real hourly mark closes inside each bar (a lower bound of
+    # the mark's true range, but real): the mark wicks less than the last trade.
+    hourly_mark = btc_1h.bars["mark_close"]
+    grouped = hourly_mark.groupby(hourly_mark.index.floor("8h"))
+    bars = btc_8h.bars.copy()
+    bars["mark_open"] = grouped.first().reindex(bars.index)
+    bars["mark_high"] = grouped.max().reindex(bars.index)
+    bars["mark_low"] = grouped.min().reindex(bars.index)
+    with_mark = dataclasses.replace(btc_8h, bars=bars)
+    assert with_mark.has_mark_ohlc
+    config = BacktestConfig(start=ts("2020-01-01"), end=ts("2021-01-01"), leverage=3.0)
+    on_mark = run_backtest(with_mark, build_strategy("full"), config)
+    on_perp = run_backtest(btc_8h, build_strategy("full"), config)
+    assert on_mark.settings["liquidation_judged_on"].startswith("mark_high")
+    assert on_perp.settings["liquidation_judged_on"].startswith("perp_high")
+    (mark_event,) = [e for e in on_mark.events if e.kind == "liquidation"]
+    (perp_event,) = [e for e in on_perp.events if e.kind == "liquidation"]
+    assert mark_event.ts >= perp_event.ts
+    (row,) = on_mark.ledger[on_mark.ledger["kind"] == "liquidation"].itertuples()
+    bar_open = mark_event.ts - pd.Timedelta(hours=8)
+    assert bars.at[bar_open, "mark_high"] >= row.price_usd
