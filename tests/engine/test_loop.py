@@ -311,3 +311,27 @@ def test_liquidation_uses_the_mark_extremes_when_the_data_has_them(
     (row,) = on_mark.ledger[on_mark.ledger["kind"] == "liquidation"].itertuples()
     bar_open = mark_event.ts - pd.Timedelta(hours=8)
     assert bars.at[bar_open, "mark_high"] >= row.price_usd
+
+
+def test_borrow_rate_series_is_charged_per_bar(btc_8h: MarketData) -> None:
+    config = BacktestConfig(start=ts("2022-05-01"), end=ts("2022-12-31"))
+    strategy = build_strategy(
+        "dynamic-neutral", signal="mean", window=3, negative_mode="reverse", enter_apr=0.0
+    )
+    constant = run_backtest(btc_8h, strategy, config)
+    # the same constant rate given as a series gives the same borrow cost; doubling it from August doubles it there
+    flat = pd.Series([0.0001], index=[ts("2022-01-01")])
+    same = run_backtest(btc_8h, strategy, dataclasses.replace(config, borrow_rate_series=flat))
+    assert same.attribution["borrow_usd"] == pytest.approx(constant.attribution["borrow_usd"])
+    stepped = pd.Series([0.0001, 0.0002], index=[ts("2022-01-01"), ts("2022-08-01")])
+    higher = run_backtest(btc_8h, strategy, dataclasses.replace(config, borrow_rate_series=stepped))
+    rows_c = constant.ledger[constant.ledger["kind"] == "borrow"].set_index("ts")["amount_usd"]
+    rows_h = higher.ledger[higher.ledger["kind"] == "borrow"].set_index("ts")["amount_usd"]
+    early = rows_c.index < ts("2022-08-01")
+    assert rows_h[early].to_numpy() == pytest.approx(rows_c[early].to_numpy())
+    assert rows_h[~early].to_numpy() == pytest.approx(2 * rows_c[~early].to_numpy())
+    with pytest.raises(DataError, match="borrow_rate_series starts"):
+        late = pd.Series([0.0001], index=[ts("2022-06-01")])
+        run_backtest(btc_8h, strategy, dataclasses.replace(config, borrow_rate_series=late))
+    with pytest.raises(ConfigError, match="fractions per day"):
+        BacktestConfig(borrow_rate_series=pd.Series([1.5], index=[ts("2022-06-01")]))

@@ -64,6 +64,7 @@ class BacktestConfig:
     withdraw_excess: bool = False
     reinvest_funding: bool = False
     borrow_rate_per_day: float = 0.0001
+    borrow_rate_series: pd.Series | None = None  # fraction/day by UTC time; overrides the constant when given
     clearance_fee: float = 0.0125
     bracket_snapshot: str = "in_force"
     start: pd.Timestamp | None = None
@@ -119,6 +120,8 @@ class BacktestConfig:
             lambda: require_fraction("borrow_rate_per_day", self.borrow_rate_per_day, high=0.05),
             "borrow_rate_per_day",
         )
+        if self.borrow_rate_series is not None:
+            _check_borrow_series(self.borrow_rate_series)
         _check(lambda: require_fraction("clearance_fee", self.clearance_fee, high=0.1), "clearance_fee")
         for key in ("start", "end"):
             moment = getattr(self, key)
@@ -151,12 +154,43 @@ class BacktestConfig:
         }
 
     def to_settings(self) -> dict[str, Any]:
-        """Return the config as a JSON-able dict (timestamps as ISO strings)."""
+        """Return the config as a JSON-able dict (timestamps as ISO strings, a borrow series summarised)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, pd.Timestamp) else value
+            if isinstance(value, pd.Timestamp):
+                value = value.isoformat()
+            elif isinstance(value, pd.Series):
+                value = (
+                    f"{len(value)} rates per day from {value.index[0].isoformat()} to {value.index[-1].isoformat()}, "
+                    f"mean {float(value.mean()):.6f}"
+                )
+            out[f.name] = value
         return out
+
+
+def _check_borrow_series(series: Any) -> None:
+    key = "borrow_rate_series"
+    if (
+        not isinstance(series, pd.Series)
+        or not isinstance(series.index, pd.DatetimeIndex)
+        or series.index.tz is None
+    ):
+        raise ConfigError(
+            f"{key} must be a pandas Series of daily rates on a tz-aware UTC DatetimeIndex; it was {type(series).__name__}",
+            key_path=key,
+        )
+    if series.empty or not series.index.is_monotonic_increasing or series.index.has_duplicates:
+        raise ConfigError(f"{key} must be non-empty, sorted by time, without duplicate times", key_path=key)
+    values = series.to_numpy(dtype=float)
+    bad = ~((values >= 0) & (values <= 0.05))
+    if bad.any():
+        i = int(bad.argmax())
+        raise ConfigError(
+            f"{key} at {series.index[i]} was {values[i]!r}; rates are fractions per day between 0 and 0.05 "
+            "(0.0001 = 0.01 %/day)",
+            key_path=key,
+        )
 
 
 def _check(validate: Any, key: str) -> None:

@@ -324,6 +324,23 @@ def run_buy_and_hold(
     return _simulate(market, arrays, _SpotOnly(), config, schedule, all_spot=True)
 
 
+def _borrow_rates_per_bar(config: BacktestConfig, bar_open_ts: np.ndarray, symbol: str) -> list[float]:
+    """Return the borrow rate per day in force at each bar's open: the series' last value at or before it."""
+    series = config.borrow_rate_series
+    if series is None:
+        return [config.borrow_rate_per_day] * bar_open_ts.size
+    series_ms = series.index.as_unit("ms").asi8
+    position = np.searchsorted(series_ms, bar_open_ts, side="right") - 1
+    if position[0] < 0:
+        raise DataError(
+            f"borrow_rate_series starts at {series.index[0]} but the first bar opens at "
+            f"{pd.Timestamp(int(bar_open_ts[0]), unit='ms', tz='UTC')}; give rates from the start of the run "
+            "(the engine does not guess earlier rates)",
+            where=symbol,
+        )
+    return series.to_numpy(dtype=float)[position].tolist()
+
+
 def _strategy_settings(strategy: Strategy) -> dict[str, Any]:
     if dataclasses.is_dataclass(strategy):
         return {f.name: getattr(strategy, f.name) for f in dataclasses.fields(strategy)}
@@ -360,6 +377,7 @@ def _simulate(
     fee_spot, fee_perp, slip = config.fee_spot, config.fee_perp, config.slippage_bps
     leverage = config.leverage
     cross = config.margin_mode == "cross"
+    borrow_rates = _borrow_rates_per_bar(config, open_ts[i0:i1], market.symbol)
     policy = config.collateral_policy
     ledger = LedgerBuilder()
     events: list[BacktestEvent] = []
@@ -750,7 +768,7 @@ def _simulate(
         mark_px = mk[i]
         close_ms = close_ms_list[i]
         if spot_qty < 0.0:
-            interest = -spot_qty * spot_px * config.borrow_rate_per_day * bar_days
+            interest = -spot_qty * spot_px * borrow_rates[w] * bar_days
             cash -= interest
             ledger.add(
                 close_ms, "borrow", "borrow", "borrow", -interest, spot_qty, spot_px, "margin borrow interest"
