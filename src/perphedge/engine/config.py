@@ -44,6 +44,12 @@ class BacktestConfig:
     rest ``capital / (1 + L)`` is the futures collateral, so the perp's initial margin equals
     ``notional / L``. The spot budget pays for the coins *and* the entry fee and slippage. Give
     ``spot_qty_base`` and ``collateral`` instead to start from coins you already hold.
+
+    Margin ratio thresholds use Binance's margin ratio (maintenance margin / margin balance; 1 =
+    liquidation). It stays small until the margin is nearly gone (a 2x BTC short: ~11 % when the price
+    is 3 % below the liquidation price), so the defaults (act above 0.8, restore 0.5) act only in the
+    last fraction of a percent and a bar's move usually jumps past them; 0.05 / 0.02 keep a 2x hedge
+    alive through 2020–2026 (docs/engine.md).
     """
 
     capital_usd: float = 10_000.0
