@@ -11,7 +11,6 @@ from perphedge.strategies.dynamic_article import DynamicArticle
 from perphedge.strategies.dynamic_neutral import DynamicNeutral
 from perphedge.strategies.full import FullHedge
 from perphedge.strategies.partial import PartialHedge
-from perphedge.strategies.registry import STRATEGY_NAMES, build_strategy, strategy_options
 
 CARRY_STATE = HedgeState(spot_fraction=1.0, perp_fraction=-1.0, mode=HedgeMode.CARRY)
 
@@ -114,19 +113,3 @@ def test_neutral_ema_memory_is_plain_values_and_resumable() -> None:
     a, _ = s.decide(view(rates + [-0.0005]), CARRY_STATE, memory)
     b, _ = s.decide(view(rates + [-0.0005]), CARRY_STATE, resumed)
     assert a == b
-
-
-def test_registry_builds_every_name_and_rejects_unknowns() -> None:
-    for name in STRATEGY_NAMES:
-        strategy = build_strategy(name)
-        assert strategy.name == name and isinstance(strategy, Strategy)
-    assert build_strategy("partial", ratio=0.25).ratio == 0.25  # type: ignore[attr-defined]
-    assert "negative_mode" in strategy_options("dynamic-neutral")
-    with pytest.raises(ConfigError, match="unknown strategy 'ful'"):
-        build_strategy("ful")
-    with pytest.raises(ConfigError, match="does not take option"):
-        build_strategy("full", ratio=0.5)
-    with pytest.raises(ConfigError, match="negative_mode"):
-        build_strategy("dynamic-neutral", negative_mode="short")
-    with pytest.raises(ConfigError, match="exit_apr"):
-        build_strategy("dynamic-neutral", enter_apr=0.01, exit_apr=0.05)
