@@ -335,3 +335,39 @@ def test_borrow_rate_series_is_charged_per_bar(btc_8h: MarketData) -> None:
         run_backtest(btc_8h, strategy, dataclasses.replace(config, borrow_rate_series=late))
     with pytest.raises(ConfigError, match="fractions per day"):
         BacktestConfig(borrow_rate_series=pd.Series([1.5], index=[ts("2022-06-01")]))
+
+
+def test_hysteresis_and_the_fee_aware_rule_cut_switches_on_real_funding(btc_8h: MarketData) -> None:
+    config = BacktestConfig(
+        start=ts("2022-01-01"),
+        end=ts("2024-01-01"),
+        collateral_policy="sell_spot",
+        trigger_margin_ratio=0.05,
+        target_margin_ratio=0.02,
+    )
+    costs = config.cost_options()
+
+    def switches(**options: object) -> int:
+        return run_backtest(btc_8h, build_strategy("dynamic-neutral", **options, **costs), config).switches
+
+    flip = switches(signal="latest", enter_apr=0.0, exit_apr=0.0)
+    smoothed = switches(signal="mean", window=9, enter_apr=0.05, exit_apr=0.0)
+    fee_aware = switches(signal="mean", window=9, enter_apr=0.05, exit_apr=0.0, horizon_days=3.0)
+    assert flip > smoothed > fee_aware
+    article = run_backtest(btc_8h, build_strategy("dynamic-article"), config)
+    assert article.switches >= flip  # the article's rule flips on every sign change of the latest rate
+
+
+def test_roc_gate_reduces_time_in_carry(btc_8h: MarketData) -> None:
+    config = BacktestConfig(start=ts("2022-01-01"), end=ts("2023-01-01"))
+    costs = config.cost_options()
+    plain = run_backtest(btc_8h, build_strategy("dynamic-neutral", enter_apr=0.0, **costs), config)
+    gated = run_backtest(
+        btc_8h,
+        build_strategy("dynamic-neutral", enter_apr=0.0, roc_window=21, roc_gate=-0.05, **costs),
+        config,
+    )
+    hedged_plain = (plain.timeseries["hedge_ratio"] > 0.5).mean()
+    hedged_gated = (gated.timeseries["hedge_ratio"] > 0.5).mean()
+    assert hedged_gated < hedged_plain
+    assert any("ROC below the gate" in e.detail for e in gated.events)
