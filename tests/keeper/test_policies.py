@@ -44,13 +44,22 @@ def test_policy_sell_spot_shrinks_both_legs_equally_and_stays_neutral(tmp_path: 
     close(keeper)
 
 
-def test_reserve_is_bounded_by_reserve_usd(tmp_path: Path) -> None:
+def test_reserve_is_bounded_then_the_keeper_deleverages_and_moves_the_proceeds(tmp_path: Path) -> None:
     keeper, venue = _open_then_gap(tmp_path, collateral={"policy": "reserve", "reserve_usd": 100.0})
     result = keeper.cycle()
     assert result.action == "margin"
     assert [Decimal(t["amount_usd"]) for t in keeper.journal.transfers("done")] == [Decimal(100)]
+    before = venue.fetch_perp_position(PERP)
     second = keeper.cycle()
-    assert second.action == "refuse" and "reserve is used up" in second.reason
+    assert second.action == "margin" and "used up: deleveraging" in second.reason
+    assert second.report.outcome == "complete"
+    after = venue.fetch_perp_position(PERP)
+    assert abs(after.signed_qty_base) < abs(before.signed_qty_base)
+    assert venue.fetch_balances("", "").spot_base + after.signed_qty_base == 0
+    proceeds = [t for t in keeper.journal.transfers("done") if t["purpose"] == "proceeds"]
+    assert len(proceeds) == 1 and Decimal(proceeds[0]["amount_usd"]) > 0
+    # the hedge's base quantity shrank by what was sold, so the strategy does not buy it back
+    assert keeper._base_qty(None, 0) == venue.fetch_balances("", "").spot_base
     close(keeper)
 
 

@@ -91,6 +91,7 @@ CREATE TABLE transfers (
     transfer_id TEXT NOT NULL UNIQUE,
     amount_usd TEXT NOT NULL,
     to_futures INTEGER NOT NULL,
+    purpose TEXT NOT NULL,
     status TEXT NOT NULL,
     reason TEXT NOT NULL,
     ts_ms INTEGER NOT NULL
@@ -331,6 +332,15 @@ class Journal:
                 return signed
         return Decimal(0)
 
+    def deleveraged_qty_base(self) -> Decimal:
+        """Return the coins by which margin actions shrank the hedge (|net perp fills of ``margin`` decisions|)."""
+        total = Decimal(0)
+        for (delta,) in self._conn.execute(
+                "SELECT f.signed_delta_qty_base FROM fills f JOIN orders o ON o.client_order_id = f.client_order_id "
+                "JOIN decisions d ON d.decision_no = o.decision_no WHERE d.kind = 'margin' AND f.leg = 'perp'"):
+            total += Decimal(delta)
+        return abs(total)
+
     def fills(self) -> list[dict[str, Any]]:
         cols = ("client_order_id", "leg", "cum_filled_qty_base", "signed_delta_qty_base", "price_usd", "fee_usd", "ts_ms")
         return [dict(zip(cols, r, strict=True)) for r in self._conn.execute("SELECT * FROM fills ORDER BY rowid")]
@@ -374,17 +384,18 @@ class Journal:
     # -- transfers -------------------------------------------------------------------------------
 
     def record_transfer_intent(self, *, transfer_id: str, amount_usd: Decimal, to_futures: bool, reason: str,
-                               ts_ms: int) -> None:
+                               ts_ms: int, purpose: str = "reserve") -> None:
+        """Journal a transfer before sending it. ``purpose``: reserve (counts against reserve_usd) | proceeds."""
         with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO transfers VALUES (?, ?, ?, 'intent', ?, ?)",
-                               (transfer_id, str(amount_usd), int(to_futures), reason, ts_ms))
+            self._conn.execute("INSERT OR IGNORE INTO transfers VALUES (?, ?, ?, ?, 'intent', ?, ?)",
+                               (transfer_id, str(amount_usd), int(to_futures), purpose, reason, ts_ms))
 
     def set_transfer_status(self, transfer_id: str, status: str) -> None:
         with self._conn:
             self._conn.execute("UPDATE transfers SET status = ? WHERE transfer_id = ?", (status, transfer_id))
 
     def transfers(self, status: str | None = None) -> list[dict[str, Any]]:
-        cols = ("transfer_id", "amount_usd", "to_futures", "status", "reason", "ts_ms")
+        cols = ("transfer_id", "amount_usd", "to_futures", "purpose", "status", "reason", "ts_ms")
         query = "SELECT * FROM transfers" + (" WHERE status = ?" if status else "") + " ORDER BY rowid"
         return [dict(zip(cols, r, strict=True)) for r in self._conn.execute(query, (status,) if status else ())]
 

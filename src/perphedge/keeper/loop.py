@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from perphedge.keeper.reconcile import (
     take_snapshot,
 )
 from perphedge.keeper.risk import (
+    deleverage_qty_base,
     is_distance_breached,
     max_loss_reason,
     read_risk,
@@ -189,9 +190,10 @@ class Keeper:
         return snapshot
 
     def _base_qty(self, snapshot: Snapshot, now: int) -> Decimal:
+        """Return the hedge's base quantity Q: fixed at the first start, less what deleveraging sold since."""
         stored = self.journal.get_meta("base_qty")
         if stored is not None:
-            return Decimal(stored)
+            return Decimal(stored) - self.journal.deleveraged_qty_base()
         spec = self.spec
         rules = self.venue.market_rules(spec.perp_symbol)
         if spec.spot_qty_base is not None:
@@ -233,29 +235,47 @@ class Keeper:
         if col.policy == "none":
             return self._refuse(now, f"{why}; collateral policy is 'none': alarm only, not acting")
         if col.policy == "reserve":
-            used = sum((Decimal(t["amount_usd"]) for t in self.journal.transfers()
-                        if t["to_futures"] and t["status"] in ("done", "unknown")), Decimal(0))
-            left = to_decimal(col.reserve_usd) - used
-            amount = min(amount, left, snapshot.balances.spot_usd)
-            if amount <= 0:
-                return self._refuse(now, f"{why}; the reserve is used up ({used} of {col.reserve_usd:g} USD)")
-            return self._transfer(now, amount, why)
-        # sell_spot: sell spot and buy back the same quantity of the short, sized to free the margin needed
-        qty = self.venue.market_rules(spec.perp_symbol).round_amount(amount / snapshot.quote.spot_price_usd * 2)
-        qty = min(qty, abs(position.signed_qty_base))
+            left = self._reserve_left(snapshot)
+            if left > 0:
+                return self._transfer(now, min(amount, left), why)
+            why += f"; the reserve ({col.reserve_usd:g} USD) is used up: deleveraging instead"
+        return self._deleverage(now, snapshot, why)
+
+    def _deleverage(self, now: int, snapshot: Snapshot, why: str) -> CycleResult:
+        """Buy back part of the short and sell the same spot quantity: neutral, further from liquidation."""
+        spec, position = self.spec, snapshot.position
+        assert position is not None
+        rules = self.venue.market_rules(spec.perp_symbol)
+        qty = deleverage_qty_base(snapshot, self.bracket_table, target_distance=2 * spec.risk.min_liquidation_distance,
+                                  target_margin_ratio=spec.collateral.target_margin_ratio)
+        qty = min(rules.round_amount_up(qty), abs(position.signed_qty_base))
         if qty <= 0:
-            return self._refuse(now, f"{why}; nothing to sell")
+            return self._refuse(now, f"{why}; nothing to deleverage")
+        sign = 1 if position.signed_qty_base > 0 else -1
         legs = [LegPlan(leg=Leg.PERP, symbol=spec.perp_symbol, signed_qty_base=qty if sign < 0 else -qty,
                         reduce_only=True),
                 LegPlan(leg=Leg.SPOT, symbol=spec.spot_symbol, signed_qty_base=-qty if sign < 0 else qty)]
-        report = self._record_and_execute(now, kind="margin", mode="margin", target=(0.0, 0.0), reason=why,
+        self.log.write(now, "margin.deleverage", level="warning", qty_base=str(qty), reason=why)
+        report = self._record_and_execute(now, kind="margin", mode="deleverage", target=(0.0, 0.0), reason=why,
                                           memory_json=self.journal.last_strategy_memory_json() or "[]", legs=legs)
+        proceeds = self._spot_proceeds(report.decision_no)
+        if proceeds > 0:  # the coins sold pay for the short's margin (the backtest's sell_spot policy)
+            self._transfer(now, proceeds, f"{why}; moving the spot sale proceeds to the futures wallet",
+                           purpose="proceeds")
         return CycleResult(cycle=self.cycle_no, ts_ms=now, action="margin", reason=why, report=report)
 
-    def _transfer(self, now: int, amount: Decimal, why: str) -> CycleResult:
+    def _spot_proceeds(self, decision_no: int) -> Decimal:
+        cash = Decimal(0)
+        for order in self.journal.orders(decision_no):
+            if order.leg is Leg.SPOT and order.average_price_usd is not None:
+                signed = order.filled_qty_base if order.side == "sell" else -order.filled_qty_base
+                cash += signed * order.average_price_usd - order.fee_usd
+        return cash.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+
+    def _transfer(self, now: int, amount: Decimal, why: str, *, purpose: str = "reserve") -> CycleResult:
         transfer_id = f"ph{self.spec.hedge_id}t{len(self.journal.transfers()) + 1}"  # deterministic, never reused
         self.journal.record_transfer_intent(transfer_id=transfer_id, amount_usd=amount, to_futures=True, reason=why,
-                                            ts_ms=now)
+                                            ts_ms=now, purpose=purpose)
         try:
             self.venue.transfer_margin(amount, to_futures=True, transfer_id=transfer_id)
         except VenueUnavailable:
@@ -337,6 +357,17 @@ class Keeper:
                          reason, memory_json, [], status="refused")
             self.log.refuse(now, "decision.refused", reason, **fields)
             return CycleResult(cycle=self.cycle_no, ts_ms=now, action="refuse", reason=reason)
+        shortfall = self._initial_margin_shortfall(snapshot, perp_delta)
+        if shortfall > 0:
+            reason = (f"not enough margin to trade: the perp after this trade needs {shortfall} USD more initial "
+                      f"margin at {spec.leverage:g}x than the futures wallet holds")
+            if self._reserve_left(snapshot) >= shortfall:
+                self._transfer(now, shortfall, reason + "; topping up from the reserve first")
+            else:
+                self._record(now, decision_no, "strategy", target.mode.value, (target.spot_fraction,
+                             target.perp_fraction), reason, memory_json, [], status="refused")
+                self.log.refuse(now, "decision.refused", reason + "; add margin or raise reserve_usd", **fields)
+                return CycleResult(cycle=self.cycle_no, ts_ms=now, action="refuse", reason=reason)
         spot_leg = LegPlan(leg=Leg.SPOT, symbol=spec.spot_symbol, signed_qty_base=spot_delta)
         reduces_perp = perp_delta != 0 and snapshot.perp_qty_base != 0 and (perp_delta > 0) != (snapshot.perp_qty_base > 0) \
             and abs(perp_delta) <= abs(snapshot.perp_qty_base)
@@ -348,6 +379,28 @@ class Keeper:
                                           target=(target.spot_fraction, target.perp_fraction), reason=target.reason,
                                           memory_json=memory_json, legs=legs, decision_no=decision_no)
         return CycleResult(cycle=self.cycle_no, ts_ms=now, action="trade", reason=target.reason, report=report)
+
+    def _initial_margin_shortfall(self, snapshot: Snapshot, perp_delta: Decimal) -> Decimal:
+        """Return the USD missing for the initial margin of the perp after a trade (0 if it shrinks or fits).
+
+        Initial margin = notional / leverage (Binance "Leverage and Margin", exchange-mechanics.md §2),
+        against the margin balance (wallet + unrealised PnL), with 1 % headroom for fees and price moves.
+        """
+        held = snapshot.perp_qty_base
+        after = held + perp_delta
+        if abs(after) <= abs(held):
+            return Decimal(0)
+        upnl = Decimal(0) if snapshot.position is None else snapshot.position.unrealized_pnl_usd
+        required = abs(after) * snapshot.quote.mark_price_usd / to_decimal(self.spec.leverage) * Decimal("1.01")
+        missing = required - (snapshot.balances.futures_wallet_usd + upnl)
+        return max(missing, Decimal(0)).quantize(Decimal("0.01"), rounding=ROUND_UP)
+
+    def _reserve_left(self, snapshot: Snapshot) -> Decimal:
+        if self.spec.collateral.policy != "reserve":
+            return Decimal(0)
+        used = sum((Decimal(t["amount_usd"]) for t in self.journal.transfers()
+                    if t["purpose"] == "reserve" and t["status"] in ("done", "unknown")), Decimal(0))
+        return max(min(to_decimal(self.spec.collateral.reserve_usd) - used, snapshot.balances.spot_usd), Decimal(0))
 
     def _record(self, now: int, decision_no: int, kind: str, mode: str, target: tuple[float, float], reason: str,
                 memory_json: str, legs: list[LegPlan], *, status: str) -> None:

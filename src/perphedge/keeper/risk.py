@@ -20,8 +20,12 @@ from decimal import ROUND_UP, Decimal
 
 from perphedge.keeper.reconcile import Snapshot
 from perphedge.mechanics.brackets import BracketTable
-from perphedge.mechanics.liquidation import liquidation_distance, wallet_balance_for_liquidation_price_linear
-from perphedge.mechanics.margin import margin_ratio
+from perphedge.mechanics.liquidation import (
+    liquidation_distance,
+    liquidation_price_linear,
+    wallet_balance_for_liquidation_price_linear,
+)
+from perphedge.mechanics.margin import maintenance_margin_usd, margin_ratio
 from perphedge.units import MS_PER_SECOND
 from perphedge.venues.port import to_decimal
 
@@ -99,3 +103,55 @@ def top_up_for_liquidation_distance_usd(snapshot: Snapshot, table: BracketTable,
         liquidation_price=target_price, table=table)
     needed = to_decimal(wallet_needed) - snapshot.balances.futures_wallet_usd
     return max(needed, Decimal(0)).quantize(Decimal("0.01"), rounding=ROUND_UP)
+
+
+def deleverage_qty_base(snapshot: Snapshot, table: BracketTable | None, *, target_distance: float,
+                        target_margin_ratio: float) -> Decimal:
+    """Return how many coins to buy back on the perp (and sell on spot) to restore both targets.
+
+    Closing ``x`` of a position at the mark realises ``x × (mark − entry) × side`` into the wallet (the
+    margin balance is unchanged apart from fees), and shrinks the maintenance margin and moves the
+    liquidation price away. The smallest ``x`` restoring the liquidation distance (Binance formula,
+    ``mechanics.liquidation.liquidation_price_linear``) and the margin ratio is found by bisection.
+    Without a bracket table the margin ratio alone is used: MM scales with size in a bracket, so
+    ``x = q × (1 − target / current)``.
+    """
+    position = snapshot.position
+    if position is None or position.signed_qty_base == 0:
+        return Decimal(0)
+    q = float(abs(position.signed_qty_base))
+    side = 1 if position.signed_qty_base > 0 else -1
+    mark, entry = float(position.mark_price_usd), float(position.entry_price_usd)
+    wallet = float(snapshot.balances.futures_wallet_usd)
+    balance = wallet + float(position.unrealized_pnl_usd)
+    if table is None:
+        if position.maintenance_margin_usd is None or balance <= 0:
+            return position.signed_qty_base.copy_abs()
+        current = float(position.maintenance_margin_usd) / balance
+        fraction = max(0.0, 1.0 - target_margin_ratio / current) if current > 0 else 0.0
+        return to_decimal(q * fraction)
+
+    def safe(remaining: float) -> bool:
+        if remaining <= 0:
+            return True
+        new_wallet = wallet + (q - remaining) * (mark - entry) * side
+        new_balance = new_wallet + remaining * (mark - entry) * side
+        if new_balance <= 0:
+            return False
+        ratio = maintenance_margin_usd(remaining * mark, table) / new_balance
+        lp = liquidation_price_linear(side=side, qty_base=remaining, entry_price=entry,
+                                      wallet_balance_usd=new_wallet, table=table)
+        dist = liquidation_distance(lp, mark)
+        dist_ok = dist is None or (dist if side < 0 else -dist) >= target_distance
+        return dist_ok and ratio <= target_margin_ratio
+
+    if safe(q):
+        return Decimal(0)
+    low, high = 0.0, q  # the largest safe remaining size lies in [low, high): 0 is safe, q is not
+    for _ in range(60):
+        mid = (low + high) / 2
+        if safe(mid):
+            low = mid
+        else:
+            high = mid
+    return to_decimal(q - low)

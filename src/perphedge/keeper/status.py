@@ -39,7 +39,7 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
     reading = read_risk(snap, now_ms)
     quote = snap.quote
     spot, perp = snap.spot_base, snap.perp_qty_base
-    base_qty = Decimal(journal.get_meta("base_qty") or "0")
+    base_qty = Decimal(journal.get_meta("base_qty") or "0") - journal.deleveraged_qty_base()
     spot_notional = spot * quote.spot_price_usd
     perp_notional = abs(perp) * quote.mark_price_usd
     # expected payment at the next settlement: the exchange's predicted rate when it publishes one, else the

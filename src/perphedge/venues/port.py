@@ -16,7 +16,7 @@ Conventions:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import NewType, Protocol, runtime_checkable
 
@@ -72,6 +72,11 @@ class MarketRules:
         steps = (abs(qty_base) / self.amount_step_base).to_integral_value(rounding=ROUND_DOWN)
         rounded = steps * self.amount_step_base
         return rounded if qty_base >= 0 else -rounded
+
+    def round_amount_up(self, qty_base: Decimal) -> Decimal:
+        """Return ``|qty_base|`` rounded up to the amount step (for sizes that must be at least enough)."""
+        steps = (abs(qty_base) / self.amount_step_base).to_integral_value(rounding=ROUND_CEILING)
+        return steps * self.amount_step_base
 
     def check_tradeable(self, qty_base: Decimal, price_usd: Decimal) -> str | None:
         """Return a one-line reason if an order of ``|qty_base|`` at ``price_usd`` is below the minimums."""
