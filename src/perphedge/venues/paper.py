@@ -194,7 +194,7 @@ class _State:
     funding_through_ts_ms: int = 0
     price_factor: str = "1"
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    funding: list[dict[str, Any]] = field(default_factory=list)
+    funding: list[list[Any]] = field(default_factory=list)  # [settle_ts_ms, amount_usd as a decimal string]
     transfers: dict[str, dict[str, Any]] = field(default_factory=dict)
     liquidations: list[dict[str, Any]] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
@@ -356,10 +356,9 @@ class PaperVenue:
     def fetch_funding_history(self, perp_symbol: str, since_ts_ms: int) -> list[FundingPayment]:
         self._gate("fetch funding history")
         return [
-            FundingPayment(symbol=perp_symbol, settle_ts_ms=p["settle_ts_ms"], amount_usd=Decimal(p["amount_usd"]),
-                           payment_id=f"paper-{p['settle_ts_ms']}")
-            for p in self._s.funding
-            if p["settle_ts_ms"] >= since_ts_ms
+            FundingPayment(symbol=perp_symbol, settle_ts_ms=ts, amount_usd=Decimal(amount), payment_id=f"paper-{ts}")
+            for ts, amount in self._s.funding
+            if ts >= since_ts_ms
         ]
 
     def fetch_funding_rates(self, perp_symbol: str, since_ts_ms: int) -> list[FundingRateEvent]:
@@ -527,7 +526,7 @@ class PaperVenue:
                                                                 float(self.feed.rate_per_interval[i])))
                 amount = amount.quantize(Decimal("0.00000001"))
                 self._s.futures_usd = str(Decimal(self._s.futures_usd) + amount)
-                self._s.funding.append({"settle_ts_ms": int(ts[i]), "amount_usd": str(amount)})
+                self._s.funding.append([int(ts[i]), str(amount)])
             self._s.funding_through_ts_ms = int(ts[i])
 
     def _check_liquidation(self) -> None:
@@ -547,7 +546,7 @@ class PaperVenue:
             self._s.perp_qty, self._s.perp_entry = "0", "0"
 
     def _save(self) -> None:
-        _write_json_atomic(self.state_path, asdict(self._s))
+        _write_json_atomic(self.state_path, {name: getattr(self._s, name) for name in _State.__dataclass_fields__})
 
 
 def _raise_simulated_crash() -> None:
@@ -585,7 +584,7 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, separators=(",", ":"))
+            handle.write(json.dumps(payload, separators=(",", ":")))  # dumps uses the C encoder
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
