@@ -110,7 +110,7 @@ def test_decisions_do_not_look_ahead(btc_8h: MarketData) -> None:
 
 
 def test_isolated_2x_short_is_liquidated_at_the_binance_price_and_left_unhedged(btc_8h: MarketData) -> None:
-    config = BacktestConfig(start=ts("2020-01-01"), end=ts("2021-01-01"))
+    config = BacktestConfig(start=ts("2020-01-01"), end=ts("2021-01-01"), collateral_policy="none")
     result = run_backtest(btc_8h, build_strategy("full"), config)
     assert result.liquidations == 1
     (event,) = [e for e in result.events if e.kind == "liquidation"]
@@ -254,7 +254,9 @@ def test_cross_margin_puts_the_reserve_in_the_futures_wallet(btc_8h: MarketData)
 
 
 def test_spot_quantity_and_collateral_instead_of_capital(btc_8h: MarketData) -> None:
-    config = BacktestConfig(start=ts("2023-01-01"), end=ts("2023-02-01"), spot_qty_base=0.5, collateral=4_000)
+    config = BacktestConfig(
+        start=ts("2023-01-01"), end=ts("2023-02-01"), spot_qty_base=0.5, collateral=4_000, collateral_policy="none"
+    )
     result = run_backtest(btc_8h, build_strategy("full"), config)
     assert result.base_qty == 0.5
     assert result.initial_equity_usd == pytest.approx(
@@ -300,7 +302,7 @@ def test_liquidation_uses_the_mark_extremes_when_the_data_has_them(
     bars["mark_low"] = grouped.min().reindex(bars.index)
     with_mark = dataclasses.replace(btc_8h, bars=bars)
     assert with_mark.has_mark_ohlc
-    config = BacktestConfig(start=ts("2020-01-01"), end=ts("2021-01-01"), leverage=3.0)
+    config = BacktestConfig(start=ts("2020-01-01"), end=ts("2021-01-01"), leverage=3.0, collateral_policy="none")
     on_mark = run_backtest(with_mark, build_strategy("full"), config)
     on_perp = run_backtest(btc_8h, build_strategy("full"), config)
     assert on_mark.settings["liquidation_judged_on"].startswith("mark_high")
@@ -371,3 +373,15 @@ def test_roc_gate_reduces_time_in_carry(btc_8h: MarketData) -> None:
     hedged_gated = (gated.timeseries["hedge_ratio"] > 0.5).mean()
     assert hedged_gated < hedged_plain
     assert any("ROC below the gate" in e.detail for e in gated.events)
+
+
+def test_default_policy_keeps_the_btc_hedge_neutral_and_alive_through_2020_2026(btc_8h: MarketData) -> None:
+    # With no policy the 2x short is liquidated in 2020 (test above); the default sells spot and
+    # shrinks the short alike when the margin ratio passes 2 %, so the hedge survives and stays neutral.
+    config = BacktestConfig()
+    assert config.collateral_policy == "sell_spot"
+    result = run_backtest(btc_8h, build_strategy("full"), config)
+    assert result.liquidations == 0
+    assert any(e.kind == "reduce" for e in result.events)
+    assert result.timeseries["net_exposure_pct"].abs().max() < 0.01
+    assert BacktestConfig(contract="inverse").collateral_policy == "none"

@@ -109,8 +109,23 @@ CollateralPolicy = Annotated[
     str,
     typer.Option(
         "--collateral-policy",
-        help="When the margin ratio passes the trigger: none, reserve (top up from --reserve-usd) or "
-        "sell_spot (sell spot and shrink the short alike, staying neutral).",
+        help="When the margin ratio passes the trigger: none, reserve (top up from --reserve-usd), "
+        "sell_spot (sell spot and shrink the short alike, staying neutral) or auto (sell_spot for "
+        "linear, none for inverse).",
+    ),
+]
+TriggerMarginRatio = Annotated[
+    float,
+    typer.Option(
+        "--trigger-margin-ratio",
+        help="The collateral policy acts when maintenance margin / margin balance passes this fraction "
+        "(1 = liquidation; at 0.02 the margin balance is 20 % of the notional with BTCUSDT's 0.4 % MMR).",
+    ),
+]
+TargetMarginRatio = Annotated[
+    float,
+    typer.Option(
+        "--target-margin-ratio", help="The margin ratio the collateral policy restores (below the trigger)."
     ),
 ]
 ReserveUsd = Annotated[
@@ -232,7 +247,9 @@ def backtest(
     fee_spot: FeeSpot = 0.001,
     fee_perp: FeePerp = 0.0005,
     slippage_bps: SlippageBps = 0.0,
-    collateral_policy: CollateralPolicy = "none",
+    collateral_policy: CollateralPolicy = "auto",
+    trigger_margin_ratio: TriggerMarginRatio = 0.02,
+    target_margin_ratio: TargetMarginRatio = 0.008,
     reserve_usd: ReserveUsd = 0.0,
     borrow_rate_per_day: BorrowRate = 0.0001,
     json_output: JsonOutput = False,
@@ -261,6 +278,8 @@ def backtest(
         fee_perp=fee_perp,
         slippage_bps=slippage_bps,
         collateral_policy=collateral_policy,
+        trigger_margin_ratio=trigger_margin_ratio,
+        target_margin_ratio=target_margin_ratio,
         reserve_usd=reserve_usd,
         borrow_rate_per_day=borrow_rate_per_day,
     )
@@ -318,7 +337,9 @@ def compare(
     fee_spot: FeeSpot = 0.001,
     fee_perp: FeePerp = 0.0005,
     slippage_bps: SlippageBps = 0.0,
-    collateral_policy: CollateralPolicy = "none",
+    collateral_policy: CollateralPolicy = "auto",
+    trigger_margin_ratio: TriggerMarginRatio = 0.02,
+    target_margin_ratio: TargetMarginRatio = 0.008,
     reserve_usd: ReserveUsd = 0.0,
     borrow_rate_per_day: BorrowRate = 0.0001,
     json_output: JsonOutput = False,
@@ -346,6 +367,8 @@ def compare(
         fee_perp=fee_perp,
         slippage_bps=slippage_bps,
         collateral_policy=collateral_policy,
+        trigger_margin_ratio=trigger_margin_ratio,
+        target_margin_ratio=target_margin_ratio,
         reserve_usd=reserve_usd,
         borrow_rate_per_day=borrow_rate_per_day,
     )
@@ -431,6 +454,8 @@ def _config(*, start: str | None, end: str | None, capital: float, **kwargs: Any
         fee_perp=kwargs["fee_perp"],
         slippage_bps=kwargs["slippage_bps"],
         collateral_policy=kwargs["collateral_policy"],
+        trigger_margin_ratio=kwargs["trigger_margin_ratio"],
+        target_margin_ratio=kwargs["target_margin_ratio"],
         reserve_usd=kwargs["reserve_usd"],
         borrow_rate_per_day=kwargs["borrow_rate_per_day"],
         start=start_ts,
