@@ -120,9 +120,9 @@ def test_help_lists_every_input() -> None:
         (["--spot-qty", "1", "--price", "60000", "--hedge-ratio", "50"], 2, "looks like a percent: use 0.5"),
         (["--spot-qty", "1", "--price", "60000", "--symbol", "BTCUSTD"], 2, "did you mean BTCUSDT"),
         (
-            ["--spot-qty", "1", "--price", "60000", "--contract", "inverse"],
+            ["--symbol", "ETHUSDT", "--spot-qty", "1", "--price", "3000", "--contract", "inverse"],
             2,
-            "--contract inverse needs --mmr",
+            "unknown symbol 'ETHUSD'",
         ),
         (["--spot-qty", "1", "--price", "60000", "--collateral", "100"], 4, "below the initial margin"),
     ],
@@ -153,3 +153,13 @@ def test_registering_the_plan_command_does_not_import_numpy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout.strip() == "False"
+
+
+def test_inverse_btc_plan_uses_the_bundled_coinm_brackets() -> None:
+    # 1 BTC posted as collateral, short its USD value at 1x: no liquidation price on a rise
+    result = runner.invoke(app, ["plan", "--spot-qty", "1", "--price", "60000", "--contract", "inverse",
+                                 "--leverage", "1", "--collateral", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["mmr"] == 0.004 and plan["perp_qty"] == -600
+    assert plan["liquidation_price"] is None  # the coins are the collateral: no liquidation on a rise

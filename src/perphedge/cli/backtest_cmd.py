@@ -32,8 +32,7 @@ Symbol = Annotated[
     typer.Option(
         "--symbol",
         "-s",
-        show_default=False,
-        help="Exchange symbol of the bundled or downloaded data, e.g. BTCUSDT.",
+        help="Exchange symbol of the bundled or downloaded data, e.g. BTCUSDT (see perphedge data list).",
     ),
 ]
 Exchange = Annotated[str, typer.Option("--exchange", help="Exchange of the data (bundled data is binance).")]
@@ -156,7 +155,7 @@ Report = Annotated[
 
 @app.command("backtest")
 def backtest(
-    symbol: Symbol,
+    symbol: Symbol = "BTCUSDT",
     strategy: Annotated[
         str, typer.Option("--strategy", help="full | partial | dynamic-article | dynamic-neutral.")
     ] = "full",
@@ -300,7 +299,7 @@ def backtest(
     with _Progress(
         json_output, f"backtesting {strategy} on {market.symbol} {market.timeframe}", total=1
     ) as step:
-        result = run_backtest(market, built, config)
+        result = run_backtest(market, built, config, brackets=_inverse_brackets(market, config))
         step()
     summary = calc_summary(result)
     report_path = _write_report([result], market, report, compare=False) if report else None
@@ -319,7 +318,7 @@ def backtest(
 
 @app.command("compare")
 def compare(
-    symbol: Symbol,
+    symbol: Symbol = "BTCUSDT",
     ratio: Annotated[
         float, typer.Option("--ratio", help="Hedged fraction of the partial hedge.")
     ] = COMPARE_PARTIAL_RATIO,
@@ -422,7 +421,8 @@ def run_comparison(
         not show_progress, f"comparing on {market.symbol} {market.timeframe}", total=len(runs) + 1
     ) as step:
         for label, strategy in strategies:
-            results.append(dataclasses.replace(run_backtest(market, strategy, config), strategy=label))
+            run = run_backtest(market, strategy, config, brackets=_inverse_brackets(market, config))
+            results.append(dataclasses.replace(run, strategy=label))
             step()
         results.append(dataclasses.replace(run_buy_and_hold(market, config), strategy=BENCHMARK_NAME))
         step()
@@ -461,6 +461,17 @@ def _config(*, start: str | None, end: str | None, capital: float, **kwargs: Any
         start=start_ts,
         end=end_ts,
     )
+
+
+def _inverse_brackets(market: MarketData, config: BacktestConfig) -> Any:
+    # COIN-M margin is in coin notional: the bundled Binance COIN-M table of the coin (BTCUSD), if any.
+    if config.contract != "inverse":
+        return None
+    from perphedge.data.brackets import bundled_coinm_bracket_table
+    from perphedge.engine.accounts import BracketSchedule
+
+    table = bundled_coinm_bracket_table(market.symbol)
+    return BracketSchedule.single(table, note=f"bundled Binance COIN-M {table.symbol} brackets (coin notional)")
 
 
 def _cost_options(accepted: tuple[str, ...], config: BacktestConfig) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def plan_command(
         None,
         "--mmr",
         help="Maintenance-margin rate as a fraction (0.004 = 0.4 %), overriding the bundled bracket table "
-        "(one bracket at any size). Required for --contract inverse and for symbols not bundled.",
+        "(one bracket at any size). Needed for symbols without a bundled table (USDⓈ-M: 4 Binance snapshots; COIN-M: BTCUSD).",
         show_default=False,
     ),
     maintenance_amount: float | None = typer.Option(
@@ -197,10 +197,9 @@ def _bracket_table(
             "to use the bundled bracket table"
         )
     if contract is ContractKind.INVERSE:
-        raise InputError(
-            "--contract inverse needs --mmr (and --maintenance-amount in coins): only Binance USDⓈ-M brackets are "
-            "bundled; COIN-M BTCUSD starts at --mmr 0.004"
-        )
+        from perphedge.data.brackets import bundled_coinm_bracket_table
+
+        return bundled_coinm_bracket_table(binance_id)
     from perphedge.data.brackets import bundled_bracket_table
     from perphedge.units import parse_utc
 

@@ -106,3 +106,45 @@ def _table(binance_id: str, snapshot: datetime.date) -> BracketTable:
         hint += "; or give the MMR yourself (--mmr, --maintenance-amount)"
         raise UnknownSymbolError(binance_id, hint=hint)
     return BracketTable.from_rows(binance_id, rows[binance_id])
+
+
+_COINM_FILE = "binance-coinm.json"
+
+
+@lru_cache(maxsize=1)
+def _coinm_rows() -> dict[str, list[list[float | None]]]:
+    entry = resources.files(_PACKAGE).joinpath(_FOLDER).joinpath(_COINM_FILE)
+    doc = json.loads(entry.read_text())
+    return {key: value for key, value in doc.items() if not key.startswith("_") and key != "columns"}
+
+
+def bundled_coinm_symbols() -> list[str]:
+    """Return the COIN-M ids with a bundled bracket table (``BTCUSD``)."""
+    return sorted(_coinm_rows())
+
+
+def bundled_coinm_bracket_table(symbol: str) -> BracketTable:
+    """Return the bundled Binance COIN-M bracket table, in COIN notional (floors, caps and cum in coins).
+
+    ``symbol`` may be ``BTCUSD``, ``BTCUSD_PERP``, ``BTC/USD:BTC`` or the USDⓈ-M id of the same coin
+    (``BTCUSDT``/``BTC/USDT:USDT``: the inverse hedge of that coin). See resources/brackets/README.md.
+
+    Raises:
+        UnknownSymbolError: no COIN-M table is bundled for the coin (give --mmr instead).
+    """
+    coin = symbol.split("/")[0].upper()
+    for suffix in ("USD_PERP", "USDT", "USD"):
+        if coin.endswith(suffix) and len(coin) > len(suffix):
+            coin = coin[: -len(suffix)]
+            break
+    key = f"{coin}USD"
+    rows = _coinm_rows()
+    if key not in rows:
+        raise UnknownSymbolError(
+            key,
+            known=list(rows),
+            hint="only these COIN-M bracket tables are bundled; give the MMR yourself (--mmr, --maintenance-amount in coins)",
+        )
+    return BracketTable.from_rows(
+        key, [[r[0], float("inf") if r[1] is None else r[1], r[2], r[3], r[4]] for r in rows[key]]
+    )
