@@ -76,3 +76,22 @@ class ReplayClock:
 
     def is_exhausted(self) -> bool:
         return self.venue.is_finished()
+
+
+class LivePaperClock:
+    """Wall time for the paper venue on live public prices: each cycle waits, then takes a new price poll."""
+
+    def __init__(self, venue: PaperVenue, cycle_seconds: float, *, sleep: Callable[[float], None] = time.sleep,
+                 time_s: Callable[[], float] = time.time) -> None:
+        self._wall = WallClock(cycle_seconds, sleep=sleep, time_s=time_s)
+        self.venue = venue
+
+    def now_ms(self) -> int:
+        return self._wall.now_ms()
+
+    def wait_next_cycle(self) -> None:
+        self._wall.wait_next_cycle()
+        self.venue.advance(1)
+
+    def is_exhausted(self) -> bool:
+        return False

@@ -64,6 +64,7 @@ class RiskSpec:
 class PaperSpec:
     """The simulated exchange: bundled history to replay, starting balances, costs."""
 
+    prices: str = "replay"  # replay bundled history | live public prices of hedge.exchange
     data_symbol: str = "BTCUSDT"
     timeframe: str = "8h"
     start: str | None = None  # ISO date; replay from the first bar at or after it
@@ -118,7 +119,7 @@ _SECTIONS: dict[str, set[str]] = {
     "collateral": {"policy", "trigger_margin_ratio", "target_margin_ratio", "reserve_usd"},
     "risk": {"min_liquidation_distance", "max_loss_usd", "max_price_age_s", "kill_after_stale_cycles",
              "max_imbalance_fraction", "leg_timeout_s", "min_rebalance_fraction"},
-    "paper": {"data_symbol", "timeframe", "start", "spot_base", "spot_usd", "futures_usd", "fee_spot", "fee_perp",
+    "paper": {"prices", "data_symbol", "timeframe", "start", "spot_base", "spot_usd", "futures_usd", "fee_spot", "fee_perp",
               "slippage_bps", "spot_amount_step", "perp_amount_step", "min_notional_usd", "state_path"},
     "keeper": {"journal_path", "log_path", "cycle_seconds"},
 }
@@ -203,6 +204,7 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: Path, source_path: Path | No
         except InputError as e:
             raise ConfigError(str(e), key_path="paper.start") from e
     paper = PaperSpec(
+        prices=_choice(pp, "paper.prices", ("replay", "live"), default="replay"),
         data_symbol=_get(pp, "paper.data_symbol", str, default="BTCUSDT"),
         timeframe=_choice(pp, "paper.timeframe", ("8h", "1h"), default="8h"),
         start=None if start is None else str(start),

@@ -9,12 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from perphedge.engine import fills
 from perphedge.errors import ConfigError
-from perphedge.keeper.clock import Clock, ReplayClock
+from perphedge.keeper.clock import Clock, LivePaperClock, ReplayClock
 from perphedge.keeper.journal import Journal
 from perphedge.keeper.log import KeeperLog
 from perphedge.keeper.loop import Keeper
@@ -57,8 +56,14 @@ def bracket_table_for(spec: HedgeSpec) -> BracketTable:
     return bundled_bracket_table(spec.paper.data_symbol)
 
 
-def build_paper_venue(spec: HedgeSpec, *, crash_hook: Callable[[], None] | None = None) -> PaperVenue:
-    """Return the paper venue of a spec, replaying the bundled history of ``paper.data_symbol``."""
+def build_paper_venue(spec: HedgeSpec, *, crash_hook: Callable[[], None] | None = None,
+                      exchange: Any = None) -> PaperVenue:
+    """Return the paper venue of a spec: replaying bundled ``paper.data_symbol`` history, or on live public prices.
+
+    ``exchange``: a ccxt exchange object for ``paper.prices = "live"`` (default: a public one, no keys).
+    """
+    if spec.paper.prices == "live":
+        return _build_live_paper_venue(spec, crash_hook=crash_hook, exchange=exchange)
     from perphedge.data.bundled import load_bundled
 
     market = load_bundled(spec.paper.data_symbol, spec.paper.timeframe)
@@ -67,7 +72,7 @@ def build_paper_venue(spec: HedgeSpec, *, crash_hook: Callable[[], None] | None 
     start_cursor = 0
     if spec.paper.start is not None:
         start_ms = int(parse_utc(spec.paper.start).timestamp() * 1000)
-        start_cursor = int(np.searchsorted(feed.bar_open_ts_ms, start_ms, side="left"))
+        start_cursor = feed.start_position(start_ms)
         if start_cursor >= feed.bar_count - 1:
             raise ConfigError(f"is after the bundled history of {market.symbol}, which ends at bar "
                               f"{int(feed.bar_open_ts_ms[-1])} ms; choose an earlier start", key_path="paper.start")
@@ -89,6 +94,26 @@ def build_paper_venue(spec: HedgeSpec, *, crash_hook: Callable[[], None] | None 
     )
 
 
+def _build_live_paper_venue(spec: HedgeSpec, *, crash_hook: Callable[[], None] | None, exchange: Any) -> PaperVenue:
+    from perphedge.venues.ccxt_common import call_with_retries, create_exchange
+    from perphedge.venues.ccxt_trading import LivePublicFeed, market_rules_from_ccxt
+
+    if exchange is None:
+        exchange = create_exchange(spec.exchange)
+        call_with_retries(exchange.load_markets, exchange_id=spec.exchange, action="load markets")
+    feed = LivePublicFeed(exchange, spot_symbol=spec.spot_symbol, perp_symbol=spec.perp_symbol)
+    p = spec.paper
+    return PaperVenue(
+        feed=feed, state_path=paper_state_path(spec), spot_symbol=spec.spot_symbol, perp_symbol=spec.perp_symbol,
+        bracket_table=bracket_table_for(spec),
+        rules=[market_rules_from_ccxt(exchange, spec.spot_symbol), market_rules_from_ccxt(exchange, spec.perp_symbol)],
+        account=PaperAccount(spot_base=to_decimal(p.spot_base), spot_usd=to_decimal(p.spot_usd),
+                             futures_usd=to_decimal(p.futures_usd)),
+        fill_model=BacktestFillModel(fee_spot=p.fee_spot, fee_perp=p.fee_perp, slippage_bps=p.slippage_bps),
+        leverage=spec.leverage, crash_hook=crash_hook,
+    )
+
+
 def build_keeper(
     spec: HedgeSpec,
     *,
@@ -105,7 +130,10 @@ def build_keeper(
     if clock is None:
         if not isinstance(venue, PaperVenue):
             raise ConfigError("a live venue needs a wall clock; pass clock=WallClock(spec.keeper.cycle_seconds)")
-        clock = ReplayClock(venue, speed=speed)
+        if venue.feed.last_position() is None:  # paper on live prices: real time
+            clock = LivePaperClock(venue, spec.keeper.cycle_seconds, **({} if sleep is None else {"sleep": sleep}))
+        else:
+            clock = ReplayClock(venue, speed=speed)
     kwargs = {} if sleep is None else {"sleep": sleep}
     return Keeper(
         spec=spec, venue=venue,

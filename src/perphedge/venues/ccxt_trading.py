@@ -31,7 +31,6 @@ from perphedge.venues.port import (
     ClientOrderId,
     FundingPayment,
     FundingRateEvent,
-    Leg,
     MarketRules,
     OrderRequest,
     OrderSide,
@@ -80,15 +79,7 @@ class CcxtVenue:
     # -- market facts ----------------------------------------------------------------------------
 
     def market_rules(self, symbol: str) -> MarketRules:
-        market = resolve_market(self.exchange, symbol)
-        step = market["precision"]["amount"]
-        limits = market.get("limits") or {}
-        min_amount = (limits.get("amount") or {}).get("min") or step
-        min_cost = (limits.get("cost") or {}).get("min") or 0
-        contract_size = market.get("contractSize") or 1
-        return MarketRules(symbol=market["symbol"], amount_step_base=to_decimal(float(step) * float(contract_size)),
-                           min_amount_base=to_decimal(float(min_amount) * float(contract_size)),
-                           min_notional_usd=to_decimal(float(min_cost)))
+        return market_rules_from_ccxt(self.exchange, symbol)
 
     def fetch_quote(self, spot_symbol: str, perp_symbol: str) -> Quote:
         spot = self._read("fetch spot ticker", lambda: self.exchange.fetch_ticker(spot_symbol))
@@ -223,4 +214,84 @@ class CcxtVenue:
         )
 
 
-__all__ = ["CcxtVenue", "Leg"]
+def market_rules_from_ccxt(exchange: Any, symbol: str) -> MarketRules:
+    """Return precision and minimums of a loaded ccxt market (amounts in coins: step × contract size)."""
+    market = resolve_market(exchange, symbol)
+    step = market["precision"]["amount"]
+    limits = market.get("limits") or {}
+    min_amount = (limits.get("amount") or {}).get("min") or step
+    min_cost = (limits.get("cost") or {}).get("min") or 0
+    contract_size = market.get("contractSize") or 1
+    return MarketRules(symbol=market["symbol"], amount_step_base=to_decimal(float(step) * float(contract_size)),
+                       min_amount_base=to_decimal(float(min_amount) * float(contract_size)),
+                       min_notional_usd=to_decimal(float(min_cost)))
+
+
+class LivePublicFeed:
+    """Live public prices of a real exchange for the paper venue (no API keys; ``venues.paper.PriceFeed``).
+
+    Each position (the paper venue's step, one per keeper cycle) is one poll: the spot ticker and the
+    perp's funding-rate record (mark price, predicted rate, next settlement; ``fetch_funding_rate``).
+    The perp reference price is the **mark** price (no second ticker call; paper fills at mark ±
+    slippage). Settled funding comes from ``fetch_funding_rate_history``, with the settlement's mark
+    price when the exchange returns one (Binance ``markPrice``), else the paper venue uses the current
+    mark. Spot bars for signals come from ``fetch_ohlcv`` (the still-forming last bar dropped).
+    """
+
+    def __init__(self, exchange: Any, *, spot_symbol: str, perp_symbol: str, timeframe: str = "1h") -> None:
+        self.exchange = exchange
+        self.spot_symbol = spot_symbol
+        self.perp_symbol = perp_symbol
+        self.timeframe = timeframe
+        self.timeframe_ms = int(exchange.parse_timeframe(timeframe) * 1000)
+        self._position: int | None = None
+        self._snapshot: tuple[int, float, float, int | None] = (0, 0.0, 0.0, None)
+
+    def _read(self, action: str, fn: Any) -> Any:
+        return call_with_retries(fn, exchange_id=self.exchange.id, action=action)
+
+    def _poll(self, position: int) -> tuple[int, float, float, int | None]:
+        if position != self._position:
+            ticker = self._read("fetch spot ticker", lambda: self.exchange.fetch_ticker(self.spot_symbol))
+            rate = self._read("fetch funding rate", lambda: self.exchange.fetch_funding_rate(self.perp_symbol))
+            stamps = [t for t in (ticker.get("timestamp"), rate.get("timestamp")) if t]
+            if not stamps or ticker.get("last") is None or rate.get("markPrice") is None:
+                raise VenueError("public prices came without a timestamp, last or mark price; cannot use them",
+                                 exchange=self.exchange.id)
+            self._snapshot = (int(min(stamps)), float(ticker["last"]), float(rate["markPrice"]),
+                              rate.get("nextFundingTimestamp") or rate.get("fundingTimestamp"))
+            self._position = position
+        return self._snapshot
+
+    def last_position(self) -> int | None:
+        return None
+
+    def time_ms(self, position: int) -> int:
+        return self._poll(position)[0]
+
+    def prices(self, position: int) -> tuple[float, float, float]:
+        _, spot, mark, _ = self._poll(position)
+        return spot, mark, mark
+
+    def next_settlement_ts_ms(self, position: int) -> int | None:
+        return self._poll(position)[3]
+
+    def settled_rates(self, since_ts_ms: int, until_ts_ms: int) -> list[FundingRateEvent]:
+        rows = self._read("fetch funding rate history",
+                          lambda: self.exchange.fetch_funding_rate_history(self.perp_symbol, since_ts_ms))
+        events = []
+        for r in rows:
+            if since_ts_ms <= r["timestamp"] <= until_ts_ms:
+                mark = (r.get("info") or {}).get("markPrice")
+                events.append(FundingRateEvent(settle_ts_ms=int(r["timestamp"]),
+                                               rate_per_interval=float(r["fundingRate"]),
+                                               mark_price_usd=float(mark) if mark not in (None, "") else None))
+        return sorted(events, key=lambda e: e.settle_ts_ms)
+
+    def spot_closes(self, position: int, limit: int) -> list[tuple[int, float]]:
+        bars = self._read("fetch spot bars",
+                          lambda: self.exchange.fetch_ohlcv(self.spot_symbol, self.timeframe, limit=limit + 1))
+        return [(int(b[0]), float(b[4])) for b in bars[:-1]]
+
+
+__all__ = ["CcxtVenue", "LivePublicFeed", "market_rules_from_ccxt"]

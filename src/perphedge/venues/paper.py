@@ -68,7 +68,40 @@ class SimulatedCrash(BaseException):  # noqa: N818 - a BaseException so no `exce
     """Raised by the default crash hook: the process "dies" right after an order was submitted."""
 
 
-# --- price history ---------------------------------------------------------------------------------
+# --- price feeds -----------------------------------------------------------------------------------
+
+
+class PriceFeed(Protocol):
+    """Where the paper exchange's prices come from. ``position`` is the venue's step counter.
+
+    ``ReplayFeed`` replays bundled history (position = bar index); ``ccxt_trading.LivePublicFeed``
+    polls an exchange's public endpoints (position = poll number).
+    """
+
+    timeframe_ms: int
+
+    def last_position(self) -> int | None:
+        """Return the last position there is (None: endless, live)."""
+        ...
+
+    def time_ms(self, position: int) -> int:
+        """Return the time of the prices at ``position`` (UTC ms)."""
+        ...
+
+    def prices(self, position: int) -> tuple[float, float, float]:
+        """Return (spot, perp, mark) prices in USD at ``position``."""
+        ...
+
+    def next_settlement_ts_ms(self, position: int) -> int | None: ...
+
+    def settled_rates(self, since_ts_ms: int, until_ts_ms: int) -> list[FundingRateEvent]:
+        """Return settlements with ``since_ts_ms <= settle_ts_ms <= until_ts_ms``, oldest first."""
+        ...
+
+    def spot_closes(self, position: int, limit: int) -> list[tuple[int, float]]:
+        """Return up to ``limit`` (bar open ts_ms, close) of completed spot bars at ``position``, oldest first."""
+        ...
+
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +151,35 @@ class ReplayFeed:
 
     def close_ts_ms(self, cursor: int) -> int:
         return int(self.bar_open_ts_ms[cursor]) + self.timeframe_ms
+
+    # PriceFeed
+    def last_position(self) -> int | None:
+        return self.bar_count - 1
+
+    def time_ms(self, position: int) -> int:
+        return self.close_ts_ms(position)
+
+    def prices(self, position: int) -> tuple[float, float, float]:
+        return float(self.spot_close[position]), float(self.perp_close[position]), float(self.mark_close[position])
+
+    def next_settlement_ts_ms(self, position: int) -> int | None:
+        nxt = int(np.searchsorted(self.settle_ts_ms, self.time_ms(position), side="right"))
+        return int(self.settle_ts_ms[nxt]) if nxt < self.settle_ts_ms.size else None
+
+    def settled_rates(self, since_ts_ms: int, until_ts_ms: int) -> list[FundingRateEvent]:
+        lo = int(np.searchsorted(self.settle_ts_ms, since_ts_ms, side="left"))
+        hi = int(np.searchsorted(self.settle_ts_ms, until_ts_ms, side="right"))
+        rates = self.rate_per_interval
+        return [FundingRateEvent(settle_ts_ms=int(self.settle_ts_ms[i]), rate_per_interval=float(rates[i]),
+                                 mark_price_usd=self.mark_at_settlement(i)) for i in range(lo, hi)]
+
+    def spot_closes(self, position: int, limit: int) -> list[tuple[int, float]]:
+        start = max(0, position + 1 - limit)
+        return [(int(self.bar_open_ts_ms[i]), float(self.spot_close[i])) for i in range(start, position + 1)]
+
+    def start_position(self, start_ts_ms: int) -> int:
+        """Return the first bar opening at or after ``start_ts_ms``."""
+        return int(np.searchsorted(self.bar_open_ts_ms, start_ts_ms, side="left"))
 
     def mark_at_settlement(self, i: int) -> float:
         mark = float(self.settle_mark_price[i])
@@ -208,7 +270,7 @@ class PaperVenue:
     def __init__(
         self,
         *,
-        feed: ReplayFeed,
+        feed: PriceFeed,
         state_path: Path,
         spot_symbol: str,
         perp_symbol: str,
@@ -234,15 +296,16 @@ class PaperVenue:
         if self.state_path.exists():
             self._s = _load_state(self.state_path)
         else:
-            if not 0 <= start_cursor < feed.bar_count:
-                raise InputError(f"start_cursor must be in [0, {feed.bar_count}); it was {start_cursor}")
+            last = feed.last_position()
+            if start_cursor < 0 or (last is not None and start_cursor > last):
+                raise InputError(f"start_cursor must be in [0, {last}]; it was {start_cursor}")
             acct = account or PaperAccount()
             self._s = _State(
                 cursor=start_cursor,
                 spot_base=str(acct.spot_base),
                 spot_usd=str(acct.spot_usd),
                 futures_usd=str(acct.futures_usd),
-                funding_through_ts_ms=feed.close_ts_ms(start_cursor),
+                funding_through_ts_ms=feed.time_ms(start_cursor),
             )
             self._save()
 
@@ -254,15 +317,17 @@ class PaperVenue:
 
     def now_ms(self) -> int:
         """Return the venue's time: the close of the bar at the cursor (UTC ms)."""
-        return self.feed.close_ts_ms(self._s.cursor)
+        return self.feed.time_ms(self._s.cursor)
 
     def is_finished(self) -> bool:
         """Return True when the replay has reached its last bar."""
-        return self._s.cursor >= self.feed.bar_count - 1
+        last = self.feed.last_position()
+        return last is not None and self._s.cursor >= last
 
     def advance(self, bars: int = 1) -> None:
         """Move the replay ``bars`` bars on, paying funding settled on the way and checking liquidation."""
-        target = min(self._s.cursor + bars, self.feed.bar_count - 1)
+        last = self.feed.last_position()
+        target = self._s.cursor + bars if last is None else min(self._s.cursor + bars, last)
         while self._s.cursor < target:
             self._s.cursor += 1
             self._settle_funding()
@@ -310,20 +375,15 @@ class PaperVenue:
             raise InputError(f"paper venue has no market rules for {symbol!r}; it has {sorted(self._rules)}") from None
 
     def _prices(self) -> tuple[Decimal, Decimal, Decimal]:
-        i = self._s.cursor
         factor = Decimal(self._s.price_factor)
-        return (
-            to_decimal(float(self.feed.spot_close[i])) * factor,
-            to_decimal(float(self.feed.perp_close[i])) * factor,
-            to_decimal(float(self.feed.mark_close[i])) * factor,
-        )
+        spot, perp, mark = self.feed.prices(self._s.cursor)
+        return to_decimal(spot) * factor, to_decimal(perp) * factor, to_decimal(mark) * factor
 
     def fetch_quote(self, spot_symbol: str, perp_symbol: str) -> Quote:
         self._gate("fetch quote")
         spot, perp, mark = self._prices()
         now = self.now_ms()
-        nxt = np.searchsorted(self.feed.settle_ts_ms, now, side="right")
-        next_ts = int(self.feed.settle_ts_ms[nxt]) if nxt < self.feed.settle_ts_ms.size else None
+        next_ts = self.feed.next_settlement_ts_ms(self._s.cursor)
         return Quote(ts_ms=now, spot_price_usd=spot, perp_price_usd=perp, mark_price_usd=mark,
                      funding_rate_per_interval=None, next_funding_ts_ms=next_ts)
 
@@ -363,22 +423,12 @@ class PaperVenue:
 
     def fetch_funding_rates(self, perp_symbol: str, since_ts_ms: int) -> list[FundingRateEvent]:
         self._gate("fetch funding rates")
-        now = self.now_ms()
-        ts = self.feed.settle_ts_ms
-        lo = int(np.searchsorted(ts, since_ts_ms, side="left"))
-        hi = int(np.searchsorted(ts, now, side="right"))
-        return [
-            FundingRateEvent(settle_ts_ms=int(ts[i]), rate_per_interval=float(self.feed.rate_per_interval[i]),
-                             mark_price_usd=self.feed.mark_at_settlement(i))
-            for i in range(lo, hi)
-        ]
+        return self.feed.settled_rates(since_ts_ms, self.now_ms())
 
     def fetch_spot_closes(self, spot_symbol: str, limit: int) -> list[tuple[int, float]]:
         self._gate("fetch spot bars")
-        end = self._s.cursor + 1
-        start = max(0, end - limit)
         factor = float(self._s.price_factor)
-        return [(int(self.feed.bar_open_ts_ms[i]), float(self.feed.spot_close[i]) * factor) for i in range(start, end)]
+        return [(ts, close * factor) for ts, close in self.feed.spot_closes(self._s.cursor, limit)]
 
     # -- orders ----------------------------------------------------------------------------------
 
@@ -516,18 +566,16 @@ class PaperVenue:
 
     def _settle_funding(self) -> None:
         now = self.now_ms()
-        ts = self.feed.settle_ts_ms
-        lo = int(np.searchsorted(ts, self._s.funding_through_ts_ms, side="right"))
-        hi = int(np.searchsorted(ts, now, side="right"))
         qty = Decimal(self._s.perp_qty)
-        for i in range(lo, hi):
+        for event in self.feed.settled_rates(self._s.funding_through_ts_ms + 1, now):
             if qty != 0:
-                amount = to_decimal(funding_cashflow_linear_usd(float(qty), self.feed.mark_at_settlement(i),
-                                                                float(self.feed.rate_per_interval[i])))
+                # the settlement's mark when the feed knows it, else the current mark (live feeds without it)
+                mark = event.mark_price_usd if event.mark_price_usd is not None else float(self._prices()[2])
+                amount = to_decimal(funding_cashflow_linear_usd(float(qty), mark, event.rate_per_interval))
                 amount = amount.quantize(Decimal("0.00000001"))
                 self._s.futures_usd = str(Decimal(self._s.futures_usd) + amount)
-                self._s.funding.append([int(ts[i]), str(amount)])
-            self._s.funding_through_ts_ms = int(ts[i])
+                self._s.funding.append([event.settle_ts_ms, str(amount)])
+            self._s.funding_through_ts_ms = event.settle_ts_ms
 
     def _check_liquidation(self) -> None:
         lp = self._liquidation_price()
