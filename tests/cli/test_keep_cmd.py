@@ -81,3 +81,17 @@ def test_bad_spec_exits_2_with_the_key_path(tmp_path: Path) -> None:
     config.write_text(config.read_text().replace("min_liquidation_distance = 0.15", "min_liquidation_distance = 15"))
     proc = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "risk.min_liquidation_distance" in proc.stderr and "percent" in proc.stderr
+
+
+def test_kill_switch_exits_5_refuses_to_restart_until_clear_halt(tmp_path: Path) -> None:
+    config = write_spec(tmp_path)
+    config.write_text(config.read_text().replace("max_loss_usd = 5000", "max_loss_usd = 1"))
+    first = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "5"], capture_output=True,
+                           text=True, timeout=60)
+    assert first.returncode == 5 and "max_loss_usd" in first.stderr
+    status = json.loads(subprocess.run([str(PERPHEDGE), "status", "--config", str(config), "--json"],
+                                       capture_output=True, text=True, timeout=60).stdout)
+    assert "max_loss_usd" in status["halted"] and status["perp_qty_base"] == "0"
+    again = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "1"], capture_output=True,
+                           text=True, timeout=60)
+    assert again.returncode == 5 and "--clear-halt" in again.stderr

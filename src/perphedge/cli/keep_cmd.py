@@ -119,8 +119,20 @@ def keep_command(
     log = KeeperLog(spec.keeper.log_path, sink=sink, secrets=secrets)
     keeper = build_keeper(spec, venue=venue, clock=clock, log=log, journal=journal, speed=replay_speed,
                           secrets=secrets)
+    total = cycles
+    if paper and venue.feed.last_position() is not None:
+        remaining = venue.feed.last_position() - venue.cursor + 1
+        total = remaining if cycles is None else min(cycles, remaining)
     try:
-        results = keeper.run(cycles)
+        if json_output or total is None or not sys.stderr.isatty():
+            results = keeper.run(cycles)
+        else:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            with Progress(console=Console(stderr=True), transient=True) as progress:
+                task = progress.add_task("keeping the hedge (paper replay)", total=total)
+                results = keeper.run(cycles, on_cycle=lambda _: progress.advance(task))
     except KeeperHalted as e:
         if json_output:
             typer.echo(json.dumps({"cycles": keeper.cycle_no, "actions": {}, "halted": e.reason}))

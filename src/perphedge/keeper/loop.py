@@ -105,8 +105,11 @@ class Keeper:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, cycles: int | None) -> list[CycleResult]:
-        """Run ``cycles`` cycles (None = until the clock is exhausted); KeeperHalted stops it."""
+    def run(self, cycles: int | None, *, on_cycle: Callable[[CycleResult], None] | None = None) -> list[CycleResult]:
+        """Run ``cycles`` cycles (None = until the clock is exhausted); KeeperHalted stops it.
+
+        ``on_cycle`` is called after every cycle (the CLI's progress bar).
+        """
         halted = self.journal.get_meta("halted")
         if halted:
             raise KeeperHalted(f"this hedge was halted earlier ({halted}); inspect it with perphedge status, then "
@@ -115,6 +118,8 @@ class Keeper:
         done = 0
         while cycles is None or done < cycles:
             results.append(self.cycle())
+            if on_cycle is not None:
+                on_cycle(results[-1])
             done += 1
             if (cycles is not None and done >= cycles) or self.clock.is_exhausted():
                 break
