@@ -185,3 +185,31 @@ def test_below_exchange_minimum_refuses_both_legs(tmp_path: Path) -> None:
     assert result.action == "refuse" and "below the minimum" in result.reason
     assert _venue_orders(venue) == []
     close(keeper)
+
+
+def test_restart_mid_rebalance_finishes_the_same_rebalance_once(tmp_path: Path) -> None:
+    # Arrange: an open hedge; the price runs toward liquidation so the keeper deleverages (a two-leg rebalance)
+    spec = make_spec(tmp_path, collateral={"policy": "sell_spot"})
+    keeper, venue = make_keeper(spec)
+    keeper.cycle()
+    position = venue.fetch_perp_position(PERP)
+    venue.inject(Fault(kind=FaultKind.PRICE_GAP,
+                       price_factor=float(position.liquidation_price_usd / position.mark_price_usd) * 0.92))
+    venue.inject(Fault(kind=FaultKind.CRASH_AFTER_SUBMIT, leg=Leg.PERP))
+    # Act: the process dies right after the rebalance's perp leg is accepted, then a new one starts
+    with pytest.raises(SimulatedCrash):
+        keeper.cycle()
+    close(keeper)
+    keeper2, venue2 = make_keeper(spec)
+    keeper2.cycle()
+    # Assert: the rebalance finished once: buy-back and spot sale of the same size, no duplicate orders
+    orders = {o["client_order_id"]: o for o in _venue_orders(venue2)}
+    assert sorted(orders) == ["phbtcdemod1pm0", "phbtcdemod1sm0", "phbtcdemod2pm0", "phbtcdemod2sm0"]
+    assert orders["phbtcdemod2pm0"]["filled_qty_base"] == orders["phbtcdemod2sm0"]["filled_qty_base"]
+    spot = venue2.fetch_balances("", "").spot_base
+    assert spot + venue2.fetch_perp_position(PERP).signed_qty_base == 0
+    assert keeper2.journal.book() == (spot, -spot)
+    assert keeper2.journal.decisions()[1].kind == "margin" and keeper2.journal.decisions()[1].status == "done"
+    # the sale proceeds were still moved to the futures wallet, once, after the restart
+    assert [t["transfer_id"] for t in keeper2.journal.transfers("done")] == ["phbtcdemop2"]
+    close(keeper2)

@@ -150,9 +150,11 @@ class Keeper:
             self._count_failures(now, report)
             if report.outcome == "pending":
                 return CycleResult(cycle=self.cycle_no, ts_ms=now, action="refuse", reason="decision still pending")
-            snapshot = self._reconcile(now)
             if unfinished.kind == "kill":
                 self._halt(now, unfinished.reason)
+            if unfinished.mode == "deleverage":
+                self._move_proceeds(now, unfinished.decision_no, unfinished.reason)
+            snapshot = self._reconcile(now)
 
         reading = read_risk(snapshot, now)
         stale = stale_reason(reading, spec.risk.max_price_age_s)
@@ -263,11 +265,18 @@ class Keeper:
         self.log.write(now, "margin.deleverage", level="warning", qty_base=str(qty), reason=why)
         report = self._record_and_execute(now, kind="margin", mode="deleverage", target=(0.0, 0.0), reason=why,
                                           memory_json=self.journal.last_strategy_memory_json() or "[]", legs=legs)
-        proceeds = self._spot_proceeds(report.decision_no)
+        self._move_proceeds(now, report.decision_no, why)
+        return CycleResult(cycle=self.cycle_no, ts_ms=now, action="margin", reason=why, report=report)
+
+    def _move_proceeds(self, now: int, decision_no: int, why: str) -> None:
+        """Move a deleverage's spot sale proceeds to the futures wallet, once per decision (deterministic id)."""
+        transfer_id = f"ph{self.spec.hedge_id}p{decision_no}"
+        if any(t["transfer_id"] == transfer_id for t in self.journal.transfers()):
+            return
+        proceeds = self._spot_proceeds(decision_no)
         if proceeds > 0:  # the coins sold pay for the short's margin (the backtest's sell_spot policy)
             self._transfer(now, proceeds, f"{why}; moving the spot sale proceeds to the futures wallet",
-                           purpose="proceeds")
-        return CycleResult(cycle=self.cycle_no, ts_ms=now, action="margin", reason=why, report=report)
+                           purpose="proceeds", transfer_id=transfer_id)
 
     def _spot_proceeds(self, decision_no: int) -> Decimal:
         cash = Decimal(0)
@@ -277,8 +286,10 @@ class Keeper:
                 cash += signed * order.average_price_usd - order.fee_usd
         return cash.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
 
-    def _transfer(self, now: int, amount: Decimal, why: str, *, purpose: str = "reserve") -> CycleResult:
-        transfer_id = f"ph{self.spec.hedge_id}t{len(self.journal.transfers()) + 1}"  # deterministic, never reused
+    def _transfer(self, now: int, amount: Decimal, why: str, *, purpose: str = "reserve",
+                  transfer_id: str | None = None) -> CycleResult:
+        # deterministic and never reused: a sequence number (an abandoned intent keeps its number)
+        transfer_id = transfer_id or f"ph{self.spec.hedge_id}t{len(self.journal.transfers()) + 1}"
         self.journal.record_transfer_intent(transfer_id=transfer_id, amount_usd=amount, to_futures=True, reason=why,
                                             ts_ms=now, purpose=purpose)
         try:
