@@ -50,8 +50,10 @@ def main() -> None:
             start = time.perf_counter()
             keeper.run(cycles - done)
             elapsed = time.perf_counter() - start
-            print(f"in-process replay, cycles {done + 1}-{keeper.cycle_no}: {elapsed:.2f} s "
-                  f"({1000 * elapsed / (keeper.cycle_no - done):.2f} ms per cycle)")
+            print(
+                f"in-process replay, cycles {done + 1}-{keeper.cycle_no}: {elapsed:.2f} s "
+                f"({1000 * elapsed / (keeper.cycle_no - done):.2f} ms per cycle)"
+            )
         journal_kb = spec.keeper.journal_path.stat().st_size / 1024
         state_kb = venue.state_path.stat().st_size / 1024
         print(f"after {keeper.cycle_no} cycles: journal {journal_kb:.0f} KiB, paper state {state_kb:.0f} KiB")
@@ -62,8 +64,10 @@ def main() -> None:
         build_paper_venue(load_spec(config)).inject(Fault(kind=FaultKind.CRASH_AFTER_SUBMIT, leg=Leg.SPOT))
         crash_s, crash_rc = _run(["keep", "--config", str(config), "--cycles", "3"])
         restart_s, restart_rc = _run(["keep", "--config", str(config), "--cycles", "3"])
-        print(f"kill after the first leg: {crash_s:.2f} s (exit {crash_rc}); restart + reconcile + complete: "
-              f"{restart_s:.2f} s (exit {restart_rc})")
+        print(
+            f"kill after the first leg: {crash_s:.2f} s (exit {crash_rc}); restart + reconcile + complete: "
+            f"{restart_s:.2f} s (exit {restart_rc})"
+        )
 
 
 if __name__ == "__main__":

@@ -38,21 +38,37 @@ def test_keep_paper_json_then_status_json_with_stable_keys(tmp_path: Path) -> No
     data = json.loads(status.output)
     assert tuple(data) == STATUS_KEYS
     assert data["net_exposure_base"] in ("0", "0.00", "0.000") and data["hedge_ratio"] > 0.99
-    assert set(data["pnl"]) == {"spot_pnl_usd", "perp_pnl_usd", "funding_usd", "funding_model_usd", "fees_usd",
-                                "other_usd", "total_usd"}
+    assert set(data["pnl"]) == {
+        "spot_pnl_usd",
+        "perp_pnl_usd",
+        "funding_usd",
+        "funding_model_usd",
+        "fees_usd",
+        "other_usd",
+        "total_usd",
+    }
 
 
 def test_status_table_is_readable(tmp_path: Path) -> None:
     config = write_spec(tmp_path)
     runner.invoke(app, ["keep", "--config", str(config), "--cycles", "2"])
     result = runner.invoke(app, ["status", "--config", str(config)])
-    assert result.exit_code == 0 and "liquidation_distance" in result.output and "pnl funding_usd" in result.output
+    assert (
+        result.exit_code == 0
+        and "liquidation_distance" in result.output
+        and "pnl funding_usd" in result.output
+    )
 
 
 def test_live_without_yes_and_without_a_terminal_refuses_with_exit_2(tmp_path: Path) -> None:
     config = write_spec(tmp_path)
-    proc = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--live"], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=60)
+    proc = subprocess.run(
+        [str(PERPHEDGE), "keep", "--config", str(config), "--live"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "--yes" in proc.stderr
     assert not (tmp_path / "j.sqlite").exists()  # nothing started
 
@@ -60,8 +76,13 @@ def test_live_without_yes_and_without_a_terminal_refuses_with_exit_2(tmp_path: P
 def test_live_keys_only_from_the_environment(tmp_path: Path) -> None:
     config = write_spec(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERPHEDGE_")}
-    proc = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--live", "--yes"], capture_output=True,
-                          text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [str(PERPHEDGE), "keep", "--config", str(config), "--live", "--yes"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "PERPHEDGE_BINANCE_API_KEY" in proc.stderr
 
 
@@ -69,8 +90,13 @@ def test_secrets_in_the_environment_never_reach_the_journal_or_log(tmp_path: Pat
     config = write_spec(tmp_path)
     secret = "sk-live-9f8e7d6c5b4a"
     env = {**os.environ, "PERPHEDGE_BINANCE_API_KEY": "key-" + secret, "PERPHEDGE_BINANCE_SECRET": secret}
-    proc = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "3"], capture_output=True,
-                          text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "3"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     for path in tmp_path.iterdir():
         assert secret.encode() not in path.read_bytes(), path
@@ -78,20 +104,40 @@ def test_secrets_in_the_environment_never_reach_the_journal_or_log(tmp_path: Pat
 
 def test_bad_spec_exits_2_with_the_key_path(tmp_path: Path) -> None:
     config = write_spec(tmp_path)
-    config.write_text(config.read_text().replace("min_liquidation_distance = 0.15", "min_liquidation_distance = 15"))
-    proc = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "risk.min_liquidation_distance" in proc.stderr and "percent" in proc.stderr
+    config.write_text(
+        config.read_text().replace("min_liquidation_distance = 0.15", "min_liquidation_distance = 15")
+    )
+    proc = subprocess.run(
+        [str(PERPHEDGE), "keep", "--config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert (
+        proc.returncode == 2 and "risk.min_liquidation_distance" in proc.stderr and "percent" in proc.stderr
+    )
 
 
 def test_kill_switch_exits_5_refuses_to_restart_until_clear_halt(tmp_path: Path) -> None:
     config = write_spec(tmp_path)
     config.write_text(config.read_text().replace("max_loss_usd = 5000", "max_loss_usd = 1"))
-    first = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "5"], capture_output=True,
-                           text=True, timeout=60)
+    first = subprocess.run(
+        [str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert first.returncode == 5 and "max_loss_usd" in first.stderr
-    status = json.loads(subprocess.run([str(PERPHEDGE), "status", "--config", str(config), "--json"],
-                                       capture_output=True, text=True, timeout=60).stdout)
+    status = json.loads(
+        subprocess.run(
+            [str(PERPHEDGE), "status", "--config", str(config), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+    )
     assert "max_loss_usd" in status["halted"] and status["perp_qty_base"] == "0"
-    again = subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "1"], capture_output=True,
-                           text=True, timeout=60)
+    again = subprocess.run(
+        [str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 5 and "--clear-halt" in again.stderr

@@ -33,8 +33,14 @@ def make_spec(tmp_path: Path, **sections: dict[str, Any]) -> HedgeSpec:
 
 def make_keeper(spec: HedgeSpec, venue: PaperVenue | None = None) -> tuple[Keeper, PaperVenue]:
     venue = venue or build_paper_venue(spec)
-    keeper = build_keeper(spec, venue=venue, clock=ReplayClock(venue), journal=Journal.open(spec.keeper.journal_path),
-                          log=KeeperLog(spec.keeper.log_path), sleep=lambda s: None)
+    keeper = build_keeper(
+        spec,
+        venue=venue,
+        clock=ReplayClock(venue),
+        journal=Journal.open(spec.keeper.journal_path),
+        log=KeeperLog(spec.keeper.log_path),
+        sleep=lambda s: None,
+    )
     return keeper, venue
 
 

@@ -91,7 +91,11 @@ def test_partial_fill_is_cancelled_then_completed(tmp_path: Path) -> None:
     q = Decimal(keeper.journal.get_meta("base_qty"))
     orders = {o["client_order_id"]: o for o in _venue_orders(venue)}
     assert orders["phbtcdemod1pm0"]["state"] == "canceled"
-    assert Decimal(orders["phbtcdemod1pm0"]["filled_qty_base"]) + Decimal(orders["phbtcdemod1pc1"]["filled_qty_base"]) == q
+    assert (
+        Decimal(orders["phbtcdemod1pm0"]["filled_qty_base"])
+        + Decimal(orders["phbtcdemod1pc1"]["filled_qty_base"])
+        == q
+    )
     assert venue.fetch_perp_position(PERP).signed_qty_base == -q
     close(keeper)
 
@@ -117,7 +121,9 @@ def test_unknown_outcome_stays_pending_and_the_next_cycle_resumes_without_duplic
     assert keeper.journal.unfinished_decision() is None
     assert [o["client_order_id"] for o in _venue_orders(venue)] == ["phbtcdemod1sm0", "phbtcdemod1pm0"]
     q = Decimal(keeper.journal.get_meta("base_qty"))
-    assert venue.fetch_balances("", "").spot_base == q and venue.fetch_perp_position(PERP).signed_qty_base == -q
+    assert (
+        venue.fetch_balances("", "").spot_base == q and venue.fetch_perp_position(PERP).signed_qty_base == -q
+    )
     assert second.action in ("hold", "trade")
     close(keeper)
 
@@ -134,7 +140,10 @@ def test_crash_after_first_leg_restart_completes_without_duplicates(tmp_path: Pa
     keeper2.cycle()
     q = Decimal(keeper2.journal.get_meta("base_qty"))
     assert [o["client_order_id"] for o in _venue_orders(venue2)] == ["phbtcdemod1sm0", "phbtcdemod1pm0"]
-    assert venue2.fetch_balances("", "").spot_base == q and venue2.fetch_perp_position(PERP).signed_qty_base == -q
+    assert (
+        venue2.fetch_balances("", "").spot_base == q
+        and venue2.fetch_perp_position(PERP).signed_qty_base == -q
+    )
     assert keeper2.journal.book() == (q, -q)
     assert len(keeper2.journal.fills()) == 2
     close(keeper2)
@@ -146,13 +155,17 @@ def test_price_gap_toward_liquidation_alarms_and_tops_up_margin(tmp_path: Path) 
     keeper.cycle()
     lp = venue.fetch_perp_position(PERP).liquidation_price_usd
     mark = venue.fetch_perp_position(PERP).mark_price_usd
-    venue.inject(Fault(kind=FaultKind.PRICE_GAP, price_factor=float(lp / mark) * 0.92))  # 8 % below liquidation
+    venue.inject(
+        Fault(kind=FaultKind.PRICE_GAP, price_factor=float(lp / mark) * 0.92)
+    )  # 8 % below liquidation
     wallet_before = venue.fetch_balances("", "").futures_wallet_usd
     result = keeper.cycle()
     assert result.action == "margin"
     transfers = keeper.journal.transfers("done")
     assert len(transfers) == 1 and Decimal(transfers[0]["amount_usd"]) > 0
-    assert venue.fetch_balances("", "").futures_wallet_usd == wallet_before + Decimal(transfers[0]["amount_usd"])
+    assert venue.fetch_balances("", "").futures_wallet_usd == wallet_before + Decimal(
+        transfers[0]["amount_usd"]
+    )
     position = venue.fetch_perp_position(PERP)
     assert position.liquidation_price_usd > lp  # more margin moved the liquidation price away
     assert any(ln["level"] == "alarm" and ln["event"] == "risk.alarm" for ln in _log_lines(spec))
@@ -193,8 +206,12 @@ def test_restart_mid_rebalance_finishes_the_same_rebalance_once(tmp_path: Path) 
     keeper, venue = make_keeper(spec)
     keeper.cycle()
     position = venue.fetch_perp_position(PERP)
-    venue.inject(Fault(kind=FaultKind.PRICE_GAP,
-                       price_factor=float(position.liquidation_price_usd / position.mark_price_usd) * 0.92))
+    venue.inject(
+        Fault(
+            kind=FaultKind.PRICE_GAP,
+            price_factor=float(position.liquidation_price_usd / position.mark_price_usd) * 0.92,
+        )
+    )
     venue.inject(Fault(kind=FaultKind.CRASH_AFTER_SUBMIT, leg=Leg.PERP))
     # Act: the process dies right after the rebalance's perp leg is accepted, then a new one starts
     with pytest.raises(SimulatedCrash):

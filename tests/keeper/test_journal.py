@@ -22,14 +22,27 @@ from perphedge.venues.port import (
 
 
 def _request(cid: str = "phxd1sm0") -> OrderRequest:
-    return OrderRequest(client_order_id=ClientOrderId(cid), leg=Leg.SPOT, symbol="BTC/USDT", side=OrderSide.BUY,
-                        qty_base=Decimal("0.5"))
+    return OrderRequest(
+        client_order_id=ClientOrderId(cid),
+        leg=Leg.SPOT,
+        symbol="BTC/USDT",
+        side=OrderSide.BUY,
+        qty_base=Decimal("0.5"),
+    )
 
 
 def _status(filled: str, state: OrderState, avg: str = "40000", fee: str = "20") -> OrderStatus:
-    return OrderStatus(client_order_id=ClientOrderId("phxd1sm0"), exchange_order_id="1", symbol="BTC/USDT",
-                       side=OrderSide.BUY, state=state, qty_base=Decimal("0.5"), filled_qty_base=Decimal(filled),
-                       average_price_usd=Decimal(avg), fee_usd=Decimal(fee))
+    return OrderStatus(
+        client_order_id=ClientOrderId("phxd1sm0"),
+        exchange_order_id="1",
+        symbol="BTC/USDT",
+        side=OrderSide.BUY,
+        state=state,
+        qty_base=Decimal("0.5"),
+        filled_qty_base=Decimal(filled),
+        average_price_usd=Decimal(avg),
+        fee_usd=Decimal(fee),
+    )
 
 
 def test_new_journal_has_schema_version_and_reopens(tmp_path: Path) -> None:
@@ -57,9 +70,15 @@ def test_recording_the_same_fill_twice_adds_it_once_and_money_is_text(tmp_path: 
     journal = Journal.open(tmp_path / "j.sqlite")
     journal.set_book(spot_base=Decimal(0), perp_qty=Decimal(0), ts_ms=0, kind="test", detail={})
     journal.record_order_intent(_request(), decision_no=1, purpose="main", ts_ms=1)
-    assert journal.record_order_status(_status("0.2", OrderState.OPEN, "40000", "8"), ts_ms=2) == Decimal("0.2")
-    assert journal.record_order_status(_status("0.5", OrderState.CLOSED, "40600", "20.3"), ts_ms=3) == Decimal("0.3")
-    assert journal.record_order_status(_status("0.5", OrderState.CLOSED, "40600", "20.3"), ts_ms=4) == Decimal(0)
+    assert journal.record_order_status(_status("0.2", OrderState.OPEN, "40000", "8"), ts_ms=2) == Decimal(
+        "0.2"
+    )
+    assert journal.record_order_status(
+        _status("0.5", OrderState.CLOSED, "40600", "20.3"), ts_ms=3
+    ) == Decimal("0.3")
+    assert journal.record_order_status(
+        _status("0.5", OrderState.CLOSED, "40600", "20.3"), ts_ms=4
+    ) == Decimal(0)
     fills = journal.fills()
     assert [f["signed_delta_qty_base"] for f in fills] == ["0.2", "0.3"]
     # the second increment's own price from the cumulative averages: (0.5×40600 − 0.2×40000)/0.3 = 41000
@@ -71,8 +90,14 @@ def test_recording_the_same_fill_twice_adds_it_once_and_money_is_text(tmp_path: 
 
 def test_funding_is_unique_per_settlement_and_moves_the_watermark(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path / "j.sqlite")
-    pays = [(FundingPayment(symbol="BTC/USDT:USDT", settle_ts_ms=t, amount_usd=Decimal("1.5")), Decimal("1.5"), 1e-4)
-            for t in (100, 200)]
+    pays = [
+        (
+            FundingPayment(symbol="BTC/USDT:USDT", settle_ts_ms=t, amount_usd=Decimal("1.5")),
+            Decimal("1.5"),
+            1e-4,
+        )
+        for t in (100, 200)
+    ]
     assert journal.record_funding(pays, symbol="BTC/USDT:USDT", ts_ms=1) == 2
     assert journal.record_funding(pays, symbol="BTC/USDT:USDT", ts_ms=2) == 0
     assert journal.funding_watermark_ts_ms("BTC/USDT:USDT") == 200

@@ -14,7 +14,9 @@ from tests.keeper.kit import close, make_keeper, make_spec
 PERP = "BTC/USDT:USDT"
 
 
-def test_funding_paid_while_the_keeper_was_down_is_recorded_once_and_matches_the_model(tmp_path: Path) -> None:
+def test_funding_paid_while_the_keeper_was_down_is_recorded_once_and_matches_the_model(
+    tmp_path: Path,
+) -> None:
     spec = make_spec(tmp_path)
     keeper, venue = make_keeper(spec)
     keeper.run(3)
@@ -97,8 +99,10 @@ def test_fifty_cycle_replay_is_neutral_and_attribution_adds_up(tmp_path: Path) -
     pnl = {k: Decimal(v) for k, v in status["pnl"].items()}
     assert abs(pnl["other_usd"]) < Decimal("0.000001")
     assert pnl["funding_usd"] > 0 and pnl["funding_usd"] == pnl["funding_model_usd"]
-    assert pnl["spot_pnl_usd"] + pnl["perp_pnl_usd"] + pnl["funding_usd"] + pnl["fees_usd"] + pnl["other_usd"] \
+    assert (
+        pnl["spot_pnl_usd"] + pnl["perp_pnl_usd"] + pnl["funding_usd"] + pnl["fees_usd"] + pnl["other_usd"]
         == pnl["total_usd"]
+    )
     close(keeper)
 
 

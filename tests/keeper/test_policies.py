@@ -17,8 +17,12 @@ def _open_then_gap(tmp_path: Path, **sections):
     keeper, venue = make_keeper(spec)
     keeper.cycle()
     position = venue.fetch_perp_position(PERP)
-    venue.inject(Fault(kind=FaultKind.PRICE_GAP,
-                       price_factor=float(position.liquidation_price_usd / position.mark_price_usd) * 0.92))
+    venue.inject(
+        Fault(
+            kind=FaultKind.PRICE_GAP,
+            price_factor=float(position.liquidation_price_usd / position.mark_price_usd) * 0.92,
+        )
+    )
     return keeper, venue
 
 
@@ -67,12 +71,24 @@ def test_transfer_sent_but_not_recorded_is_settled_from_the_venue_on_restart(tmp
     keeper, venue = make_keeper(make_spec(tmp_path))
     keeper.cycle()
     # a crash between sending the transfer and recording it: intent in the journal, done at the venue
-    keeper.journal.record_transfer_intent(transfer_id="phbtcdemot1", amount_usd=Decimal(50), to_futures=True,
-                                          reason="test", ts_ms=venue.now_ms())
+    keeper.journal.record_transfer_intent(
+        transfer_id="phbtcdemot1",
+        amount_usd=Decimal(50),
+        to_futures=True,
+        reason="test",
+        ts_ms=venue.now_ms(),
+    )
     venue.transfer_margin(Decimal(50), to_futures=True, transfer_id="phbtcdemot1")
-    keeper.journal.record_transfer_intent(transfer_id="phbtcdemot2", amount_usd=Decimal(70), to_futures=True,
-                                          reason="never sent", ts_ms=venue.now_ms())
+    keeper.journal.record_transfer_intent(
+        transfer_id="phbtcdemot2",
+        amount_usd=Decimal(70),
+        to_futures=True,
+        reason="never sent",
+        ts_ms=venue.now_ms(),
+    )
     assert resolve_pending_transfers(venue, keeper.journal, keeper.log, venue.now_ms()) == 2
     assert {t["transfer_id"]: t["status"] for t in keeper.journal.transfers()} == {
-        "phbtcdemot1": "done", "phbtcdemot2": "abandoned"}
+        "phbtcdemot1": "done",
+        "phbtcdemot2": "abandoned",
+    }
     close(keeper)

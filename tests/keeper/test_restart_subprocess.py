@@ -31,8 +31,12 @@ def write_spec(tmp_path: Path) -> Path:
 
 
 def _keep(config: Path, cycles: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PERPHEDGE), "keep", "--config", str(config), "--cycles", str(cycles)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(PERPHEDGE), "keep", "--config", str(config), "--cycles", str(cycles)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("leg", [Leg.SPOT, Leg.PERP])
@@ -64,5 +68,7 @@ def test_killed_after_a_leg_is_submitted_restarts_and_completes_once(tmp_path: P
     paid = venue.fetch_funding_history(spec.perp_symbol, 0)
     assert [r["settle_ts_ms"] for r in journal.funding_rows()] == [p.settle_ts_ms for p in paid]
     recovered = [e for e in journal.events() if e["kind"] in ("reconcile.difference",)]
-    assert recovered == []  # the restart repaired the journal from the order look-up, not by adopting a difference
+    assert (
+        recovered == []
+    )  # the restart repaired the journal from the order look-up, not by adopting a difference
     journal.close()

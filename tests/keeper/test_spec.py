@@ -41,7 +41,9 @@ def test_percent_instead_of_fraction_is_caught_with_a_hint(tmp_path: Path) -> No
 def test_out_of_range_leverage_and_bad_policy(tmp_path: Path) -> None:
     assert _bad(tmp_path, "hedge", "leverage", 500).key_path == "hedge.leverage"
     assert _bad(tmp_path, "collateral", "policy", "pray").key_path == "collateral.policy"
-    assert _bad(tmp_path, "collateral", "target_margin_ratio", 0.9).key_path == "collateral.target_margin_ratio"
+    assert (
+        _bad(tmp_path, "collateral", "target_margin_ratio", 0.9).key_path == "collateral.target_margin_ratio"
+    )
 
 
 def test_api_keys_in_the_file_are_refused(tmp_path: Path) -> None:
@@ -66,5 +68,8 @@ def test_hedge_id_must_fit_client_order_ids(tmp_path: Path) -> None:
 
 
 def test_credential_env_names() -> None:
-    assert credential_env_names("binance") == ("PERPHEDGE_BINANCE_API_KEY", "PERPHEDGE_BINANCE_SECRET",
-                                               "PERPHEDGE_BINANCE_PASSWORD")
+    assert credential_env_names("binance") == (
+        "PERPHEDGE_BINANCE_API_KEY",
+        "PERPHEDGE_BINANCE_SECRET",
+        "PERPHEDGE_BINANCE_PASSWORD",
+    )

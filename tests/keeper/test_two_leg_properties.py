@@ -47,7 +47,9 @@ def test_any_leg_outcome_ends_balanced_and_consistent(spot_fault, perp_fault, ou
             spot, perp = Decimal(venue._s.spot_base), Decimal(venue._s.perp_qty)
             if keeper.journal.book() is not None and keeper.journal.unfinished_decision() is None:
                 # the two legs never differ by more than the imbalance bound (plus one lot of rounding)
-                assert abs(spot + perp) <= Decimal(repr(spec.risk.max_imbalance_fraction)) * q + Decimal("0.001")
+                assert abs(spot + perp) <= Decimal(repr(spec.risk.max_imbalance_fraction)) * q + Decimal(
+                    "0.001"
+                )
                 # the journal's memory equals the exchange's truth
                 assert keeper.journal.book() == (spot, perp)
         # no order was sent twice: every venue order is journalled under its own client id, once

@@ -18,7 +18,9 @@ def _venue(exchange_id: str, routes: dict, spot: str = "BTC/USDT", perp: str = "
 
 
 def test_binance_position_from_recorded_position_risk() -> None:
-    venue = _venue("binance", {"/fapi/v3/positionRisk": fixture_body("binance", "static_response", "fetchPositions", 1)})
+    venue = _venue(
+        "binance", {"/fapi/v3/positionRisk": fixture_body("binance", "static_response", "fetchPositions", 1)}
+    )
     position = venue.fetch_perp_position("BTC/USDT:USDT")
     expected = fixture_entry("binance", "static_response", "fetchPositions", 1)["parsed_ccxt_4_5_90"][0]
     assert position.signed_qty_base == Decimal("0.009")  # a recorded long
@@ -28,8 +30,12 @@ def test_binance_position_from_recorded_position_risk() -> None:
 
 
 def test_bybit_position_from_recorded_position_list() -> None:
-    venue = _venue("bybit", {"/v5/position/list": fixture_body("bybit", "static_response", "fetchPositions")},
-                   spot="LTC/USDT", perp="LTC/USDT:USDT")
+    venue = _venue(
+        "bybit",
+        {"/v5/position/list": fixture_body("bybit", "static_response", "fetchPositions")},
+        spot="LTC/USDT",
+        perp="LTC/USDT:USDT",
+    )
     position = venue.fetch_perp_position("LTC/USDT:USDT")
     assert position.signed_qty_base == Decimal("1.2") and position.mark_price_usd == Decimal("71.1")
     assert position.unrealized_pnl_usd == Decimal("7.800625")
@@ -40,14 +46,20 @@ def test_binance_balances_from_recorded_spot_and_futures_accounts() -> None:
     futures_body = fixture_body("binance", "static_response", "fetchBalance", 1)
     venue = _venue("binance", {"/api/v3/account": spot_body, "/fapi/v3/account": futures_body})
     balances = venue.fetch_balances("BTC/USDT", "BTC/USDT:USDT")
-    spot_parsed = fixture_entry("binance", "static_response", "fetchBalance", 0)["parsed_ccxt_4_5_90"]["total"]
-    futures_parsed = fixture_entry("binance", "static_response", "fetchBalance", 1)["parsed_ccxt_4_5_90"]["total"]
+    spot_parsed = fixture_entry("binance", "static_response", "fetchBalance", 0)["parsed_ccxt_4_5_90"][
+        "total"
+    ]
+    futures_parsed = fixture_entry("binance", "static_response", "fetchBalance", 1)["parsed_ccxt_4_5_90"][
+        "total"
+    ]
     assert balances.spot_base == Decimal(repr(float(spot_parsed.get("BTC") or 0)))
     assert balances.futures_wallet_usd == Decimal(repr(float(futures_parsed.get("USDT") or 0)))
 
 
 def test_binance_order_looked_up_by_client_id() -> None:
-    ex = replay_exchange("binance", {"/api/v3/order": fixture_body("binance", "static_response", "fetchOrder")})
+    ex = replay_exchange(
+        "binance", {"/api/v3/order": fixture_body("binance", "static_response", "fetchOrder")}
+    )
     venue = CcxtVenue(ex, spot_symbol="LTC/USDT", perp_symbol="BTC/USDT:USDT")
     status = venue.fetch_order_by_client_id("LTC/USDT", ClientOrderId("phbtcdemod1sm0"))
     assert "origClientOrderId=phbtcdemod1sm0" in ex.replay_calls[0].url
@@ -59,21 +71,29 @@ def test_order_not_found_means_none_and_outage_is_unavailable() -> None:
     venue = _venue("binance", {"/api/v3/order": ccxt.OrderNotFound("Order does not exist.")})
     assert venue.fetch_order_by_client_id("BTC/USDT", ClientOrderId("phxd1sm0")) is None
     down = _venue("binance", {"/api/v3/order": ccxt.ExchangeNotAvailable("maintenance")})
-    down._read = lambda action, fn: __import__("perphedge.venues.ccxt_common", fromlist=["x"]).call_with_retries(
-        fn, exchange_id="binance", action=action, sleep=lambda s: None)
+    down._read = lambda action, fn: __import__(
+        "perphedge.venues.ccxt_common", fromlist=["x"]
+    ).call_with_retries(fn, exchange_id="binance", action=action, sleep=lambda s: None)
     with pytest.raises(VenueUnavailable):
         down.fetch_order_by_client_id("BTC/USDT", ClientOrderId("phxd1sm0"))
 
 
 def test_bybit_create_order_sends_the_client_id_once_and_never_retries() -> None:
-    routes = {"/v5/order/create": fixture_body("bybit", "static_response", "createOrder"),
-              "/v5/user/query-api": {"retCode": 0, "retMsg": "OK", "result": {"unified": 0, "uta": 0}, "time": 1},
-              "/v5/account/info": {"retCode": 0, "retMsg": "OK", "result": {"unifiedMarginStatus": 1}, "time": 1},
-              "/v5/market/tickers": fixture_body("bybit", "static_response", "fetchTicker")}
+    routes = {
+        "/v5/order/create": fixture_body("bybit", "static_response", "createOrder"),
+        "/v5/user/query-api": {"retCode": 0, "retMsg": "OK", "result": {"unified": 0, "uta": 0}, "time": 1},
+        "/v5/account/info": {"retCode": 0, "retMsg": "OK", "result": {"unifiedMarginStatus": 1}, "time": 1},
+        "/v5/market/tickers": fixture_body("bybit", "static_response", "fetchTicker"),
+    }
     ex = replay_exchange("bybit", routes)
     venue = CcxtVenue(ex, spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT")
-    request = OrderRequest(client_order_id=ClientOrderId("phbtcdemod1pm0"), leg=Leg.PERP, symbol="BTC/USDT:USDT",
-                           side=OrderSide.SELL, qty_base=Decimal("0.01"))
+    request = OrderRequest(
+        client_order_id=ClientOrderId("phbtcdemod1pm0"),
+        leg=Leg.PERP,
+        symbol="BTC/USDT:USDT",
+        side=OrderSide.SELL,
+        qty_base=Decimal("0.01"),
+    )
     status = venue.create_order(request)
     creates = [c for c in ex.replay_calls if "/v5/order/create" in c.url]
     assert len(creates) == 1 and '"orderLinkId": "phbtcdemod1pm0"' in creates[0].body.replace('":"', '": "')
@@ -85,18 +105,29 @@ def test_bybit_create_order_sends_the_client_id_once_and_never_retries() -> None
 
 
 def test_create_order_below_the_minimum_is_refused_before_sending() -> None:
-    ex = replay_exchange("binance", {"/fapi/v1/ticker/24hr": fixture_body("binance", "static_response", "fetchTicker")})
+    ex = replay_exchange(
+        "binance", {"/fapi/v1/ticker/24hr": fixture_body("binance", "static_response", "fetchTicker")}
+    )
     venue = CcxtVenue(ex, spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT")
-    request = OrderRequest(client_order_id=ClientOrderId("phxd1pm0"), leg=Leg.PERP, symbol="BTC/USDT:USDT",
-                           side=OrderSide.SELL, qty_base=Decimal("0.0004"))
+    request = OrderRequest(
+        client_order_id=ClientOrderId("phxd1pm0"),
+        leg=Leg.PERP,
+        symbol="BTC/USDT:USDT",
+        side=OrderSide.SELL,
+        qty_base=Decimal("0.0004"),
+    )
     with pytest.raises(OrderRejected):
         venue.create_order(request)
     assert not [c for c in ex.replay_calls if "/order" in c.url]
 
 
 def test_funding_history_from_recorded_bybit_executions() -> None:
-    venue = _venue("bybit", {"/v5/execution/list": fixture_body("bybit", "static_response", "fetchFundingHistory")},
-                   spot="LTC/USDT", perp="LTC/USDT:USDT")
+    venue = _venue(
+        "bybit",
+        {"/v5/execution/list": fixture_body("bybit", "static_response", "fetchFundingHistory")},
+        spot="LTC/USDT",
+        perp="LTC/USDT:USDT",
+    )
     payments = venue.fetch_funding_history("LTC/USDT:USDT", 0)
     parsed = fixture_entry("bybit", "static_response", "fetchFundingHistory")["parsed_ccxt_4_5_90"]
     got = [(p.settle_ts_ms, p.amount_usd) for p in payments]

@@ -17,8 +17,14 @@ SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
 
 
 def _order(cid: str, leg: Leg, side: OrderSide, qty: str, reduce_only: bool = False) -> OrderRequest:
-    return OrderRequest(client_order_id=ClientOrderId(cid), leg=leg, symbol=SPOT if leg is Leg.SPOT else PERP,
-                        side=side, qty_base=Decimal(qty), reduce_only=reduce_only)
+    return OrderRequest(
+        client_order_id=ClientOrderId(cid),
+        leg=leg,
+        symbol=SPOT if leg is Leg.SPOT else PERP,
+        side=side,
+        qty_base=Decimal(qty),
+        reduce_only=reduce_only,
+    )
 
 
 def test_fills_cost_the_backtest_fees_and_slippage(tmp_path: Path) -> None:
@@ -28,7 +34,9 @@ def test_fills_cost_the_backtest_fees_and_slippage(tmp_path: Path) -> None:
     assert status.state is OrderState.CLOSED and status.filled_qty_base == Decimal("0.1")
     expected_price = quote.spot_price_usd * Decimal("1.0002")
     assert abs(status.average_price_usd - expected_price) < Decimal("0.00000001")
-    assert abs(status.fee_usd - Decimal("0.1") * status.average_price_usd * Decimal("0.001")) < Decimal("0.00000001")
+    assert abs(status.fee_usd - Decimal("0.1") * status.average_price_usd * Decimal("0.001")) < Decimal(
+        "0.00000001"
+    )
     balances = venue.fetch_balances(SPOT, PERP)
     assert balances.spot_usd == Decimal(25000) - Decimal("0.1") * status.average_price_usd - status.fee_usd
 

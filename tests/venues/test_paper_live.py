@@ -15,12 +15,15 @@ SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
 
 
 def _public_binance():
-    return replay_exchange("binance", {
-        "/api/v3/ticker/24hr": fixture_body("binance", "static_response", "fetchTicker"),
-        "/fapi/v1/premiumIndex": fixture_body("binance", "source_comment", "fetchFundingRate"),
-        "/fapi/v1/fundingRate": fixture_body("binance", "source_comment", "fetchFundingRateHistory"),
-        "/api/v3/klines": fixture_body("binance", "static_response", "fetchOHLCV", 0),
-    })
+    return replay_exchange(
+        "binance",
+        {
+            "/api/v3/ticker/24hr": fixture_body("binance", "static_response", "fetchTicker"),
+            "/fapi/v1/premiumIndex": fixture_body("binance", "source_comment", "fetchFundingRate"),
+            "/fapi/v1/fundingRate": fixture_body("binance", "source_comment", "fetchFundingRateHistory"),
+            "/api/v3/klines": fixture_body("binance", "static_response", "fetchOHLCV", 0),
+        },
+    )
 
 
 def test_live_feed_reads_spot_last_and_perp_mark_from_public_endpoints() -> None:
@@ -36,7 +39,9 @@ def test_live_feed_reads_spot_last_and_perp_mark_from_public_endpoints() -> None
     assert closes[0] == (1706630400000, 43488.71) and len(closes) == 2  # the forming last bar is dropped
 
 
-def test_keeper_on_live_paper_prices_opens_the_hedge_with_the_exchanges_real_precision(tmp_path: Path) -> None:
+def test_keeper_on_live_paper_prices_opens_the_hedge_with_the_exchanges_real_precision(
+    tmp_path: Path,
+) -> None:
     spec = make_spec(tmp_path, paper={"prices": "live"})
     venue = build_paper_venue(spec, exchange=_public_binance())
     slept: list[float] = []

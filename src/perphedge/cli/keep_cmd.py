@@ -31,8 +31,10 @@ def _credentials(exchange: str) -> tuple[Any, tuple[str, ...]]:
     key_name, secret_name, password_name = credential_env_names(exchange)
     key, secret = os.environ.get(key_name), os.environ.get(secret_name)
     if not key or not secret:
-        raise ConfigError(f"live trading needs the environment variables {key_name} and {secret_name}; "
-                          f"{'neither is' if not key and not secret else 'one is not'} set (never put keys in the spec)")
+        raise ConfigError(
+            f"live trading needs the environment variables {key_name} and {secret_name}; "
+            f"{'neither is' if not key and not secret else 'one is not'} set (never put keys in the spec)"
+        )
     password = os.environ.get(password_name)
     creds = Credentials(api_key=key, secret=secret, password=password)
     return creds, tuple(s for s in (key, secret, password) if s)
@@ -44,7 +46,9 @@ def _parse_speed(speed: str) -> float | None:
     try:
         value = float(speed)
     except ValueError:
-        raise InputError(f"--speed must be 'max' or a number (replayed seconds per wall second); it was {speed!r}") from None
+        raise InputError(
+            f"--speed must be 'max' or a number (replayed seconds per wall second); it was {speed!r}"
+        ) from None
     if value <= 0:
         raise InputError(f"--speed must be > 0; it was {speed!r}")
     return value
@@ -54,28 +58,36 @@ def _parse_speed(speed: str) -> float | None:
 def keep_command(
     config: Path = typer.Option(..., "--config", "-c", help=CONFIG_HELP, show_default=False),
     paper: bool = typer.Option(
-        True, "--paper/--live",
-        help="--paper (default): trade on the simulated exchange replaying bundled history; state persists next "
-             "to the journal. --live: place real orders through ccxt with keys from PERPHEDGE_<EXCHANGE>_API_KEY "
-             "and PERPHEDGE_<EXCHANGE>_SECRET.",
+        True,
+        "--paper/--live",
+        help="--paper (default): trade on the simulated exchange (bundled history replay, or live public prices "
+        'with paper.prices = "live"); its state persists next to the journal. --live: place real orders through ccxt with keys from PERPHEDGE_<EXCHANGE>_API_KEY '
+        "and PERPHEDGE_<EXCHANGE>_SECRET.",
     ),
     yes: bool = typer.Option(False, "--yes", help="Confirm live trading without the interactive question."),
     cycles: int | None = typer.Option(
-        None, "--cycles", min=1,
+        None,
+        "--cycles",
+        min=1,
+        show_default=False,
         help="Stop after this many cycles (default: run until the replay ends, or forever live).",
     ),
     speed: str = typer.Option(
-        "max", "--speed",
+        "max",
+        "--speed",
         help="Paper replay speed: 'max' (as fast as possible) or replayed seconds per wall second (3600 = an hour "
-             "of history per second).",
+        "of history per second).",
     ),
     clear_halt: bool = typer.Option(
-        False, "--clear-halt", help="Resume a hedge the kill switch halted (after you inspected it with status)."
+        False,
+        "--clear-halt",
+        help="Resume a hedge the kill switch halted (after you inspected it with status).",
     ),
     json_output: bool = typer.Option(
-        False, "--json",
+        False,
+        "--json",
         help="Print every keeper log line as JSON (keys: ts, ts_ms, level, event, plus the event's fields) and a "
-             "final {\"cycles\", \"actions\", \"halted\"} summary object.",
+        'final {"cycles", "actions", "halted"} summary object.',
     ),
 ) -> None:
     """Run the hedge: each cycle reconciles with the exchange, checks risk, decides with the strategy and acts."""
@@ -94,16 +106,21 @@ def keep_command(
     else:
         if not yes:
             if not sys.stdin.isatty():
-                raise InputError("--live places real orders and needs confirmation, but there is no terminal to ask; "
-                                 "pass --yes to confirm")
-            if not typer.confirm(f"Place REAL orders on {spec.exchange} for {spec.perp_symbol} / {spec.spot_symbol}?"):
+                raise InputError(
+                    "--live places real orders and needs confirmation, but there is no terminal to ask; "
+                    "pass --yes to confirm"
+                )
+            if not typer.confirm(
+                f"Place REAL orders on {spec.exchange} for {spec.perp_symbol} / {spec.spot_symbol}?"
+            ):
                 raise InputError("live trading not confirmed; nothing was done")
         credentials, secrets = _credentials(spec.exchange)
         from perphedge.keeper.clock import WallClock
         from perphedge.venues.ccxt_trading import CcxtVenue
 
-        venue = CcxtVenue.connect(spec.exchange, credentials=credentials, spot_symbol=spec.spot_symbol,
-                                  perp_symbol=spec.perp_symbol)
+        venue = CcxtVenue.connect(
+            spec.exchange, credentials=credentials, spot_symbol=spec.spot_symbol, perp_symbol=spec.perp_symbol
+        )
         clock = WallClock(spec.keeper.cycle_seconds)
 
     def sink(line: dict[str, Any]) -> None:
@@ -111,14 +128,17 @@ def keep_command(
             typer.echo(json.dumps(line))
         elif line["level"] != "info" or line["event"].startswith(("decision.trade", "execution", "margin")):
             reason = line.get("reason") or line.get("strategy_reason") or ""
-            typer.echo(f"{line['ts']} {line['level']:<7} {line['event']} {reason}", err=line["level"] != "info")
+            typer.echo(
+                f"{line['ts']} {line['level']:<7} {line['event']} {reason}", err=line["level"] != "info"
+            )
 
     journal = Journal.open(spec.keeper.journal_path)
     if clear_halt:
         journal.set_meta("halted", "")
     log = KeeperLog(spec.keeper.log_path, sink=sink, secrets=secrets)
-    keeper = build_keeper(spec, venue=venue, clock=clock, log=log, journal=journal, speed=replay_speed,
-                          secrets=secrets)
+    keeper = build_keeper(
+        spec, venue=venue, clock=clock, log=log, journal=journal, speed=replay_speed, secrets=secrets
+    )
     total = cycles
     if paper and venue.feed.last_position() is not None:
         remaining = venue.feed.last_position() - venue.cursor + 1
@@ -152,15 +172,18 @@ def keep_command(
 @app.command("status")
 def status_command(
     config: Path = typer.Option(..., "--config", "-c", help=CONFIG_HELP, show_default=False),
-    paper: bool = typer.Option(True, "--paper/--live", help="Read the paper exchange (default) or the live one."),
+    paper: bool = typer.Option(
+        True, "--paper/--live", help="Read the paper exchange (default) or the live one."
+    ),
     json_output: bool = typer.Option(
-        False, "--json",
+        False,
+        "--json",
         help="Print one JSON object with keys: hedge_id, venue, ts_ms, halted, base_qty, spot_base, perp_qty_base, "
-             "spot_price_usd, mark_price_usd, balances, hedge_ratio, net_exposure_base, net_exposure_fraction, "
-             "margin_ratio, liquidation_price_usd, liquidation_distance, next_funding_ts_ms, expected_funding_usd, "
-             "expected_funding_basis (predicted_rate | last_settled_rate), equity_usd, start_equity_usd, pnl {spot_pnl_usd, perp_pnl_usd, funding_usd, funding_model_usd, "
-             "fees_usd, other_usd, total_usd}, decisions, orders. Money is a decimal string in USD(T); ratios are "
-             "fractions.",
+        "spot_price_usd, mark_price_usd, balances, hedge_ratio, net_exposure_base, net_exposure_fraction, "
+        "margin_ratio, liquidation_price_usd, liquidation_distance, next_funding_ts_ms, expected_funding_usd, "
+        "expected_funding_basis (predicted_rate | last_settled_rate), equity_usd, start_equity_usd, pnl {spot_pnl_usd, perp_pnl_usd, funding_usd, funding_model_usd, "
+        "fees_usd, other_usd, total_usd}, decisions, orders. Money is a decimal string in USD(T); ratios are "
+        "fractions.",
     ),
 ) -> None:
     """Show positions, balances, hedge ratio, net exposure, margin ratio, distance to liquidation, next funding
@@ -172,8 +195,10 @@ def status_command(
 
     spec = load_spec(config)
     if not spec.keeper.journal_path.exists():
-        raise InputError(f"no journal at {spec.keeper.journal_path}: this hedge has not run yet; start it with "
-                         f"perphedge keep --config {config}")
+        raise InputError(
+            f"no journal at {spec.keeper.journal_path}: this hedge has not run yet; start it with "
+            f"perphedge keep --config {config}"
+        )
     if paper:
         if not paper_state_path(spec).exists():
             raise InputError(f"no paper exchange state at {paper_state_path(spec)}; run perphedge keep first")
@@ -185,8 +210,9 @@ def status_command(
         from perphedge.venues.ccxt_trading import CcxtVenue
 
         credentials, _ = _credentials(spec.exchange)
-        venue = CcxtVenue.connect(spec.exchange, credentials=credentials, spot_symbol=spec.spot_symbol,
-                                  perp_symbol=spec.perp_symbol)
+        venue = CcxtVenue.connect(
+            spec.exchange, credentials=credentials, spot_symbol=spec.spot_symbol, perp_symbol=spec.perp_symbol
+        )
         now_ms = int(time.time() * 1000)
     journal = Journal.open(spec.keeper.journal_path)
     try:
@@ -199,12 +225,17 @@ def status_command(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"hedge {status['hedge_id']} on {status['venue']}" + (" — HALTED" if status["halted"] else ""))
+    table = Table(
+        title=f"hedge {status['hedge_id']} on {status['venue']}" + (" — HALTED" if status["halted"] else "")
+    )
     table.add_column("item")
     table.add_column("value", justify="right")
     pnl = status.pop("pnl") or {}
     balances = status.pop("balances")
-    for key, value in [*status.items(), *(("balance " + k, v) for k, v in balances.items()),
-                       *(("pnl " + k, v) for k, v in pnl.items())]:
+    for key, value in [
+        *status.items(),
+        *(("balance " + k, v) for k, v in balances.items()),
+        *(("pnl " + k, v) for k, v in pnl.items()),
+    ]:
         table.add_row(key, "—" if value is None or value == "" else str(value))
     Console().print(table)

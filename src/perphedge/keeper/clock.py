@@ -33,8 +33,13 @@ class Clock(Protocol):
 class WallClock:
     """Real time; a cycle every ``cycle_seconds``."""
 
-    def __init__(self, cycle_seconds: float, *, sleep: Callable[[float], None] = time.sleep,
-                 time_s: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cycle_seconds: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        time_s: Callable[[], float] = time.time,
+    ) -> None:
         if cycle_seconds <= 0:
             raise InputError(f"cycle_seconds must be > 0; it was {cycle_seconds}")
         self.cycle_seconds = cycle_seconds
@@ -54,8 +59,14 @@ class WallClock:
 class ReplayClock:
     """The paper venue's replay time; each cycle moves it ``bars_per_cycle`` bars on."""
 
-    def __init__(self, venue: PaperVenue, *, bars_per_cycle: int = 1, speed: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        venue: PaperVenue,
+        *,
+        bars_per_cycle: int = 1,
+        speed: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if bars_per_cycle < 1:
             raise InputError(f"bars_per_cycle must be >= 1; it was {bars_per_cycle}")
         if speed is not None and speed <= 0:
@@ -81,8 +92,14 @@ class ReplayClock:
 class LivePaperClock:
     """Wall time for the paper venue on live public prices: each cycle waits, then takes a new price poll."""
 
-    def __init__(self, venue: PaperVenue, cycle_seconds: float, *, sleep: Callable[[float], None] = time.sleep,
-                 time_s: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        venue: PaperVenue,
+        cycle_seconds: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        time_s: Callable[[], float] = time.time,
+    ) -> None:
         self._wall = WallClock(cycle_seconds, sleep=sleep, time_s=time_s)
         self.venue = venue
 

@@ -165,22 +165,30 @@ class Journal:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             conn.close()
-            raise ConfigError(f"{path} is not a SQLite journal ({e}); point journal_path at a new file",
-                              key_path="keeper.journal_path") from e
+            raise ConfigError(
+                f"{path} is not a SQLite journal ({e}); point journal_path at a new file",
+                key_path="keeper.journal_path",
+            ) from e
         if not tables:
             with conn:
-                conn.executescript("BEGIN;" + _SCHEMA + f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION}); COMMIT;")
+                conn.executescript(
+                    "BEGIN;" + _SCHEMA + f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION}); COMMIT;"
+                )
         elif "schema_version" not in tables:
             conn.close()
-            raise ConfigError(f"{path} is a SQLite file but not a perphedge journal; use another journal_path",
-                              key_path="keeper.journal_path")
+            raise ConfigError(
+                f"{path} is a SQLite file but not a perphedge journal; use another journal_path",
+                key_path="keeper.journal_path",
+            )
         else:
             (version,) = conn.execute("SELECT version FROM schema_version").fetchone()
             if version != SCHEMA_VERSION:
                 conn.close()
-                raise ConfigError(f"{path} has journal schema version {version}, this perphedge reads "
-                                  f"{SCHEMA_VERSION}; upgrade perphedge or start a new journal",
-                                  key_path="keeper.journal_path")
+                raise ConfigError(
+                    f"{path} has journal schema version {version}, this perphedge reads "
+                    f"{SCHEMA_VERSION}; upgrade perphedge or start a new journal",
+                    key_path="keeper.journal_path",
+                )
         return cls(conn, path)
 
     def close(self) -> None:
@@ -209,8 +217,11 @@ class Journal:
                 self._set_meta(key, value)
 
     def _set_meta(self, key: str, value: str) -> None:
-        self._conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     # -- the book (what the journal believes is held) ----------------------------------------------
 
@@ -221,7 +232,9 @@ class Journal:
             return None
         return Decimal(spot), Decimal(perp)
 
-    def set_book(self, *, spot_base: Decimal, perp_qty: Decimal, ts_ms: int, kind: str, detail: dict[str, Any]) -> None:
+    def set_book(
+        self, *, spot_base: Decimal, perp_qty: Decimal, ts_ms: int, kind: str, detail: dict[str, Any]
+    ) -> None:
         """Replace the book by the venue's holdings and record why (one transaction)."""
         with self._conn:
             self._set_meta("book_spot_base", str(spot_base))
@@ -238,20 +251,33 @@ class Journal:
         with self._conn:
             self._conn.execute(
                 "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.decision_no, record.ts_ms, record.kind, record.mode, record.target_spot_fraction,
-                 record.target_perp_fraction, record.reason, record.memory_json, json.dumps(list(record.plan)),
-                 record.status, record.outcome),
+                (
+                    record.decision_no,
+                    record.ts_ms,
+                    record.kind,
+                    record.mode,
+                    record.target_spot_fraction,
+                    record.target_perp_fraction,
+                    record.reason,
+                    record.memory_json,
+                    json.dumps(list(record.plan)),
+                    record.status,
+                    record.outcome,
+                ),
             )
 
     def set_decision_status(self, decision_no: int, status: str, outcome: str | None = None) -> None:
         with self._conn:
-            self._conn.execute("UPDATE decisions SET status = ?, outcome = ? WHERE decision_no = ?",
-                               (status, outcome, decision_no))
+            self._conn.execute(
+                "UPDATE decisions SET status = ?, outcome = ? WHERE decision_no = ?",
+                (status, outcome, decision_no),
+            )
 
     def unfinished_decision(self) -> DecisionRecord | None:
         """Return the decision still ``executing`` (a crash or an unreachable venue interrupted it), if any."""
         row = self._conn.execute(
-            "SELECT * FROM decisions WHERE status = 'executing' ORDER BY decision_no LIMIT 1").fetchone()
+            "SELECT * FROM decisions WHERE status = 'executing' ORDER BY decision_no LIMIT 1"
+        ).fetchone()
         return None if row is None else _decision(row)
 
     def decisions(self) -> list[DecisionRecord]:
@@ -259,12 +285,15 @@ class Journal:
 
     def last_strategy_memory_json(self) -> str | None:
         row = self._conn.execute(
-            "SELECT memory_json FROM decisions WHERE kind = 'strategy' ORDER BY decision_no DESC LIMIT 1").fetchone()
+            "SELECT memory_json FROM decisions WHERE kind = 'strategy' ORDER BY decision_no DESC LIMIT 1"
+        ).fetchone()
         return None if row is None else row[0]
 
     # -- orders and fills ------------------------------------------------------------------------
 
-    def record_order_intent(self, request: OrderRequest, *, decision_no: int, purpose: str, ts_ms: int) -> OrderRecord:
+    def record_order_intent(
+        self, request: OrderRequest, *, decision_no: int, purpose: str, ts_ms: int
+    ) -> OrderRecord:
         """Write an order as ``intent`` before it is sent; return the existing row if it is already there."""
         existing = self.order(request.client_order_id)
         if existing is not None:
@@ -272,33 +301,51 @@ class Journal:
         with self._conn:
             self._conn.execute(
                 "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'intent', NULL, '0', NULL, '0', ?, ?)",
-                (request.client_order_id, decision_no, request.leg.value, purpose, request.symbol, request.side.value,
-                 str(request.qty_base), int(request.reduce_only), ts_ms, ts_ms),
+                (
+                    request.client_order_id,
+                    decision_no,
+                    request.leg.value,
+                    purpose,
+                    request.symbol,
+                    request.side.value,
+                    str(request.qty_base),
+                    int(request.reduce_only),
+                    ts_ms,
+                    ts_ms,
+                ),
             )
         record = self.order(request.client_order_id)
         assert record is not None
         return record
 
     def order(self, client_order_id: str) -> OrderRecord | None:
-        row = self._conn.execute("SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)).fetchone()
+        row = self._conn.execute(
+            "SELECT * FROM orders WHERE client_order_id = ?", (client_order_id,)
+        ).fetchone()
         return None if row is None else _order(row)
 
     def orders(self, decision_no: int | None = None) -> list[OrderRecord]:
         if decision_no is None:
             rows = self._conn.execute("SELECT * FROM orders ORDER BY rowid")
         else:
-            rows = self._conn.execute("SELECT * FROM orders WHERE decision_no = ? ORDER BY rowid", (decision_no,))
+            rows = self._conn.execute(
+                "SELECT * FROM orders WHERE decision_no = ? ORDER BY rowid", (decision_no,)
+            )
         return [_order(r) for r in rows]
 
     def pending_orders(self) -> list[OrderRecord]:
         marks = ",".join("?" * len(PENDING_ORDER_STATES))
-        rows = self._conn.execute(f"SELECT * FROM orders WHERE state IN ({marks}) ORDER BY rowid", PENDING_ORDER_STATES)
+        rows = self._conn.execute(
+            f"SELECT * FROM orders WHERE state IN ({marks}) ORDER BY rowid", PENDING_ORDER_STATES
+        )
         return [_order(r) for r in rows]
 
     def set_order_state(self, client_order_id: str, state: str, ts_ms: int) -> None:
         with self._conn:
-            self._conn.execute("UPDATE orders SET state = ?, updated_ts_ms = ? WHERE client_order_id = ?",
-                               (state, ts_ms, client_order_id))
+            self._conn.execute(
+                "UPDATE orders SET state = ?, updated_ts_ms = ? WHERE client_order_id = ?",
+                (state, ts_ms, client_order_id),
+            )
 
     def record_order_status(self, status: OrderStatus, *, ts_ms: int) -> Decimal:
         """Store the venue's view of an order; add its new fill increment to fills and the book.
@@ -314,17 +361,30 @@ class Journal:
             self._conn.execute(
                 "UPDATE orders SET state = ?, exchange_order_id = ?, filled_qty_base = ?, average_price_usd = ?, "
                 "fee_usd = ?, updated_ts_ms = ? WHERE client_order_id = ?",
-                (status.state.value, status.exchange_order_id, str(status.filled_qty_base),
-                 None if status.average_price_usd is None else str(status.average_price_usd), str(status.fee_usd),
-                 ts_ms, status.client_order_id),
+                (
+                    status.state.value,
+                    status.exchange_order_id,
+                    str(status.filled_qty_base),
+                    None if status.average_price_usd is None else str(status.average_price_usd),
+                    str(status.fee_usd),
+                    ts_ms,
+                    status.client_order_id,
+                ),
             )
             if delta > 0:
                 signed = delta if status.side.value == "buy" else -delta
                 price = _increment_price(previous, status, delta)
                 self._conn.execute(
                     "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (status.client_order_id, previous.leg.value, str(status.filled_qty_base), str(signed),
-                     None if price is None else str(price), str(status.fee_usd - previous.fee_usd), ts_ms),
+                    (
+                        status.client_order_id,
+                        previous.leg.value,
+                        str(status.filled_qty_base),
+                        str(signed),
+                        None if price is None else str(price),
+                        str(status.fee_usd - previous.fee_usd),
+                        ts_ms,
+                    ),
                 )
                 key = "book_spot_base" if previous.leg is Leg.SPOT else "book_perp_qty"
                 held = Decimal(self.get_meta(key) or "0")
@@ -336,14 +396,25 @@ class Journal:
         """Return the coins by which margin actions shrank the hedge (|net perp fills of ``margin`` decisions|)."""
         total = Decimal(0)
         for (delta,) in self._conn.execute(
-                "SELECT f.signed_delta_qty_base FROM fills f JOIN orders o ON o.client_order_id = f.client_order_id "
-                "JOIN decisions d ON d.decision_no = o.decision_no WHERE d.kind = 'margin' AND f.leg = 'perp'"):
+            "SELECT f.signed_delta_qty_base FROM fills f JOIN orders o ON o.client_order_id = f.client_order_id "
+            "JOIN decisions d ON d.decision_no = o.decision_no WHERE d.kind = 'margin' AND f.leg = 'perp'"
+        ):
             total += Decimal(delta)
         return abs(total)
 
     def fills(self) -> list[dict[str, Any]]:
-        cols = ("client_order_id", "leg", "cum_filled_qty_base", "signed_delta_qty_base", "price_usd", "fee_usd", "ts_ms")
-        return [dict(zip(cols, r, strict=True)) for r in self._conn.execute("SELECT * FROM fills ORDER BY rowid")]
+        cols = (
+            "client_order_id",
+            "leg",
+            "cum_filled_qty_base",
+            "signed_delta_qty_base",
+            "price_usd",
+            "fee_usd",
+            "ts_ms",
+        )
+        return [
+            dict(zip(cols, r, strict=True)) for r in self._conn.execute("SELECT * FROM fills ORDER BY rowid")
+        ]
 
     # -- funding ---------------------------------------------------------------------------------
 
@@ -368,8 +439,14 @@ class Journal:
             for payment, model, rate in payments:
                 cur = self._conn.execute(
                     "INSERT OR IGNORE INTO funding VALUES (?, ?, ?, ?, ?, ?)",
-                    (symbol, payment.settle_ts_ms, str(payment.amount_usd), None if model is None else str(model),
-                     None if rate is None else repr(rate), ts_ms),
+                    (
+                        symbol,
+                        payment.settle_ts_ms,
+                        str(payment.amount_usd),
+                        None if model is None else str(model),
+                        None if rate is None else repr(rate),
+                        ts_ms,
+                    ),
                 )
                 inserted += cur.rowcount
                 watermark = max(watermark or 0, payment.settle_ts_ms)
@@ -378,17 +455,37 @@ class Journal:
         return inserted
 
     def funding_rows(self) -> list[dict[str, Any]]:
-        cols = ("symbol", "settle_ts_ms", "amount_usd", "model_amount_usd", "rate_per_interval", "recorded_ts_ms")
-        return [dict(zip(cols, r, strict=True)) for r in self._conn.execute("SELECT * FROM funding ORDER BY settle_ts_ms")]
+        cols = (
+            "symbol",
+            "settle_ts_ms",
+            "amount_usd",
+            "model_amount_usd",
+            "rate_per_interval",
+            "recorded_ts_ms",
+        )
+        return [
+            dict(zip(cols, r, strict=True))
+            for r in self._conn.execute("SELECT * FROM funding ORDER BY settle_ts_ms")
+        ]
 
     # -- transfers -------------------------------------------------------------------------------
 
-    def record_transfer_intent(self, *, transfer_id: str, amount_usd: Decimal, to_futures: bool, reason: str,
-                               ts_ms: int, purpose: str = "reserve") -> None:
+    def record_transfer_intent(
+        self,
+        *,
+        transfer_id: str,
+        amount_usd: Decimal,
+        to_futures: bool,
+        reason: str,
+        ts_ms: int,
+        purpose: str = "reserve",
+    ) -> None:
         """Journal a transfer before sending it. ``purpose``: reserve (counts against reserve_usd) | proceeds."""
         with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO transfers VALUES (?, ?, ?, ?, 'intent', ?, ?)",
-                               (transfer_id, str(amount_usd), int(to_futures), purpose, reason, ts_ms))
+            self._conn.execute(
+                "INSERT OR IGNORE INTO transfers VALUES (?, ?, ?, ?, 'intent', ?, ?)",
+                (transfer_id, str(amount_usd), int(to_futures), purpose, reason, ts_ms),
+            )
 
     def set_transfer_status(self, transfer_id: str, status: str) -> None:
         with self._conn:
@@ -397,7 +494,9 @@ class Journal:
     def transfers(self, status: str | None = None) -> list[dict[str, Any]]:
         cols = ("transfer_id", "amount_usd", "to_futures", "purpose", "status", "reason", "ts_ms")
         query = "SELECT * FROM transfers" + (" WHERE status = ?" if status else "") + " ORDER BY rowid"
-        return [dict(zip(cols, r, strict=True)) for r in self._conn.execute(query, (status,) if status else ())]
+        return [
+            dict(zip(cols, r, strict=True)) for r in self._conn.execute(query, (status,) if status else ())
+        ]
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -406,13 +505,21 @@ class Journal:
             self._insert_event(ts_ms, kind, detail)
 
     def _insert_event(self, ts_ms: int, kind: str, detail: dict[str, Any]) -> None:
-        self._conn.execute("INSERT INTO events (ts_ms, kind, detail_json) VALUES (?, ?, ?)",
-                           (ts_ms, kind, json.dumps(detail, sort_keys=True, default=str)))
+        self._conn.execute(
+            "INSERT INTO events (ts_ms, kind, detail_json) VALUES (?, ?, ?)",
+            (ts_ms, kind, json.dumps(detail, sort_keys=True, default=str)),
+        )
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        query = "SELECT ts_ms, kind, detail_json FROM events" + (" WHERE kind = ?" if kind else "") + " ORDER BY event_id"
-        return [{"ts_ms": r[0], "kind": r[1], "detail": json.loads(r[2])}
-                for r in self._conn.execute(query, (kind,) if kind else ())]
+        query = (
+            "SELECT ts_ms, kind, detail_json FROM events"
+            + (" WHERE kind = ?" if kind else "")
+            + " ORDER BY event_id"
+        )
+        return [
+            {"ts_ms": r[0], "kind": r[1], "detail": json.loads(r[2])}
+            for r in self._conn.execute(query, (kind,) if kind else ())
+        ]
 
     # -- summaries -------------------------------------------------------------------------------
 
@@ -425,8 +532,12 @@ class Journal:
         for amount, model_amount in self._conn.execute("SELECT amount_usd, model_amount_usd FROM funding"):
             funding += Decimal(amount)
             model += Decimal(model_amount) if model_amount is not None else Decimal(0)
-        return {"fees_spot_usd": fees["spot"], "fees_perp_usd": fees["perp"], "funding_received_usd": funding,
-                "funding_model_usd": model}
+        return {
+            "fees_spot_usd": fees["spot"],
+            "fees_perp_usd": fees["perp"],
+            "funding_received_usd": funding,
+            "funding_model_usd": model,
+        }
 
 
 def _increment_price(previous: OrderRecord, status: OrderStatus, delta: Decimal) -> Decimal | None:
@@ -435,22 +546,40 @@ def _increment_price(previous: OrderRecord, status: OrderStatus, delta: Decimal)
     if previous.average_price_usd is None or previous.filled_qty_base == 0:
         return status.average_price_usd
     # average price of the new increment from the two cumulative averages
-    return (status.average_price_usd * status.filled_qty_base
-            - previous.average_price_usd * previous.filled_qty_base) / delta
+    return (
+        status.average_price_usd * status.filled_qty_base
+        - previous.average_price_usd * previous.filled_qty_base
+    ) / delta
 
 
 def _decision(row: tuple[Any, ...]) -> DecisionRecord:
     return DecisionRecord(
-        decision_no=row[0], ts_ms=row[1], kind=row[2], mode=row[3], target_spot_fraction=row[4],
-        target_perp_fraction=row[5], reason=row[6], memory_json=row[7], plan=tuple(json.loads(row[8])),
-        status=row[9], outcome=row[10],
+        decision_no=row[0],
+        ts_ms=row[1],
+        kind=row[2],
+        mode=row[3],
+        target_spot_fraction=row[4],
+        target_perp_fraction=row[5],
+        reason=row[6],
+        memory_json=row[7],
+        plan=tuple(json.loads(row[8])),
+        status=row[9],
+        outcome=row[10],
     )
 
 
 def _order(row: tuple[Any, ...]) -> OrderRecord:
     return OrderRecord(
-        client_order_id=ClientOrderId(row[0]), decision_no=row[1], leg=Leg(row[2]), purpose=row[3], symbol=row[4],
-        side=row[5], qty_base=Decimal(row[6]), reduce_only=bool(row[7]), state=row[8],
-        filled_qty_base=Decimal(row[10]), average_price_usd=None if row[11] is None else Decimal(row[11]),
+        client_order_id=ClientOrderId(row[0]),
+        decision_no=row[1],
+        leg=Leg(row[2]),
+        purpose=row[3],
+        symbol=row[4],
+        side=row[5],
+        qty_base=Decimal(row[6]),
+        reduce_only=bool(row[7]),
+        state=row[8],
+        filled_qty_base=Decimal(row[10]),
+        average_price_usd=None if row[11] is None else Decimal(row[11]),
         fee_usd=Decimal(row[12]),
     )

@@ -48,8 +48,13 @@ class KeeperLog:
         """Write one line and return it (as parsed back from JSON)."""
         if level not in LEVELS:
             raise ValueError(f"log level must be one of {LEVELS}; it was {level!r}")
-        record = {"ts": ts_ms_to_datetime(ts_ms).isoformat().replace("+00:00", "Z"), "ts_ms": ts_ms,
-                  "level": level, "event": event, **fields}
+        record = {
+            "ts": ts_ms_to_datetime(ts_ms).isoformat().replace("+00:00", "Z"),
+            "ts_ms": ts_ms,
+            "level": level,
+            "event": event,
+            **fields,
+        }
         text = json.dumps(record, default=_default, sort_keys=False)
         for secret in self._secrets:
             text = text.replace(secret, "***")

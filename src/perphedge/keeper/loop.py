@@ -97,23 +97,35 @@ class Keeper:
         self.stale_cycles = 0
         self.cycle_no = 0
         self.executor = TwoLegExecutor(
-            venue=venue, journal=journal, log=log, hedge_id=spec.hedge_id, now_ms=clock.now_ms, sleep=sleep,
+            venue=venue,
+            journal=journal,
+            log=log,
+            hedge_id=spec.hedge_id,
+            now_ms=clock.now_ms,
+            sleep=sleep,
             monotonic=monotonic,
-            limits=ExecutionLimits(max_imbalance_fraction=spec.risk.max_imbalance_fraction,
-                                   leg_timeout_s=spec.risk.leg_timeout_s, poll_interval_s=poll_interval_s),
+            limits=ExecutionLimits(
+                max_imbalance_fraction=spec.risk.max_imbalance_fraction,
+                leg_timeout_s=spec.risk.leg_timeout_s,
+                poll_interval_s=poll_interval_s,
+            ),
         )
 
     # -- running ---------------------------------------------------------------------------------
 
-    def run(self, cycles: int | None, *, on_cycle: Callable[[CycleResult], None] | None = None) -> list[CycleResult]:
+    def run(
+        self, cycles: int | None, *, on_cycle: Callable[[CycleResult], None] | None = None
+    ) -> list[CycleResult]:
         """Run ``cycles`` cycles (None = until the clock is exhausted); KeeperHalted stops it.
 
         ``on_cycle`` is called after every cycle (the CLI's progress bar).
         """
         halted = self.journal.get_meta("halted")
         if halted:
-            raise KeeperHalted(f"this hedge was halted earlier ({halted}); inspect it with perphedge status, then "
-                               "run perphedge keep --clear-halt to resume")
+            raise KeeperHalted(
+                f"this hedge was halted earlier ({halted}); inspect it with perphedge status, then "
+                "run perphedge keep --clear-halt to resume"
+            )
         results: list[CycleResult] = []
         done = 0
         while cycles is None or done < cycles:
@@ -144,12 +156,21 @@ class Keeper:
 
         unfinished = self.journal.unfinished_decision()
         if unfinished is not None:
-            self.log.write(now, "decision.resume", level="warning", decision_no=unfinished.decision_no,
-                           reason="a previous run stopped while executing this decision")
-            report = self.executor.execute(unfinished.decision_no, [LegPlan.from_json(p) for p in unfinished.plan])
+            self.log.write(
+                now,
+                "decision.resume",
+                level="warning",
+                decision_no=unfinished.decision_no,
+                reason="a previous run stopped while executing this decision",
+            )
+            report = self.executor.execute(
+                unfinished.decision_no, [LegPlan.from_json(p) for p in unfinished.plan]
+            )
             self._count_failures(now, report)
             if report.outcome == "pending":
-                return CycleResult(cycle=self.cycle_no, ts_ms=now, action="refuse", reason="decision still pending")
+                return CycleResult(
+                    cycle=self.cycle_no, ts_ms=now, action="refuse", reason="decision still pending"
+                )
             if unfinished.kind == "kill":
                 self._halt(now, unfinished.reason)
             if unfinished.mode == "deleverage":
@@ -181,19 +202,38 @@ class Keeper:
         resolve_pending_transfers(self.venue, self.journal, self.log, now)
         snapshot = take_snapshot(self.venue, spec.spot_symbol, spec.perp_symbol)
         if self.journal.get_meta("started_ts_ms") is None:
-            self.journal.set_metas({
-                "started_ts_ms": str(now), "start_equity_usd": str(snapshot.equity_usd),
-                "start_spot_price_usd": str(snapshot.quote.spot_price_usd), "start_spot_base": str(snapshot.spot_base),
-                "start_perp_qty": str(snapshot.perp_qty_base),
-            })
-            self.log.write(now, "keeper.start", hedge_id=spec.hedge_id, venue=self.venue.name,
-                           equity_usd=str(snapshot.equity_usd), strategy=spec.strategy)
+            self.journal.set_metas(
+                {
+                    "started_ts_ms": str(now),
+                    "start_equity_usd": str(snapshot.equity_usd),
+                    "start_spot_price_usd": str(snapshot.quote.spot_price_usd),
+                    "start_spot_base": str(snapshot.spot_base),
+                    "start_perp_qty": str(snapshot.perp_qty_base),
+                }
+            )
+            self.log.write(
+                now,
+                "keeper.start",
+                hedge_id=spec.hedge_id,
+                venue=self.venue.name,
+                equity_usd=str(snapshot.equity_usd),
+                strategy=spec.strategy,
+            )
         diff = reconcile_holdings(self.journal, snapshot, self.log, now)
-        reconcile_funding(self.venue, self.journal, self.log, perp_symbol=spec.perp_symbol,
-                          start_ts_ms=int(self.journal.get_meta("started_ts_ms") or now), now_ms=now)
+        reconcile_funding(
+            self.venue,
+            self.journal,
+            self.log,
+            perp_symbol=spec.perp_symbol,
+            start_ts_ms=int(self.journal.get_meta("started_ts_ms") or now),
+            now_ms=now,
+        )
         if diff is not None and diff.perp_vanished:
-            self._halt(now, f"the perp position of {diff.perp_journal} is gone at the venue (liquidated or closed "
-                            "outside the keeper); the spot leg is unhedged")
+            self._halt(
+                now,
+                f"the perp position of {diff.perp_journal} is gone at the venue (liquidated or closed "
+                "outside the keeper); the spot leg is unhedged",
+            )
         return snapshot
 
     def _base_qty(self, snapshot: Snapshot, now: int) -> Decimal:
@@ -207,13 +247,20 @@ class Keeper:
             qty = to_decimal(spec.spot_qty_base)
         else:
             assert spec.capital_usd is not None
-            spot_notional = to_decimal(spec.capital_usd) * to_decimal(spec.leverage) / (1 + to_decimal(spec.leverage))
+            spot_notional = (
+                to_decimal(spec.capital_usd) * to_decimal(spec.leverage) / (1 + to_decimal(spec.leverage))
+            )
             qty = spot_notional / snapshot.quote.spot_price_usd
         qty = rules.round_amount(qty)
         self.journal.set_meta("base_qty", str(qty))
-        self.log.write(now, "keeper.base_qty", base_qty=str(qty),
-                       reason="coins held (spot_qty_base)" if spec.spot_qty_base is not None
-                       else "capital × L/(1+L) at the start price, rounded down to the perp step")
+        self.log.write(
+            now,
+            "keeper.base_qty",
+            base_qty=str(qty),
+            reason="coins held (spot_qty_base)"
+            if spec.spot_qty_base is not None
+            else "capital × L/(1+L) at the start price, rounded down to the perp step",
+        )
         return qty
 
     def _net_deposits(self) -> Decimal:
@@ -228,17 +275,32 @@ class Keeper:
             return None
         sign = 1 if position.signed_qty_base > 0 else -1
         ratio_high = reading.margin_ratio is not None and reading.margin_ratio > col.trigger_margin_ratio
-        too_close = is_distance_breached(reading.liquidation_distance, sign, spec.risk.min_liquidation_distance)
+        too_close = is_distance_breached(
+            reading.liquidation_distance, sign, spec.risk.min_liquidation_distance
+        )
         if not (ratio_high or too_close):
             return None
-        why = (f"margin ratio {reading.margin_ratio:.3f} above trigger {col.trigger_margin_ratio:g}" if ratio_high
-               else f"liquidation distance {reading.liquidation_distance:.4f} below {spec.risk.min_liquidation_distance:g}")
-        self.log.write(now, "risk.alarm", level="alarm", reason=why, margin_ratio=reading.margin_ratio,
-                       liquidation_distance=reading.liquidation_distance)
+        why = (
+            f"margin ratio {reading.margin_ratio:.3f} above trigger {col.trigger_margin_ratio:g}"
+            if ratio_high
+            else f"liquidation distance {reading.liquidation_distance:.4f} below {spec.risk.min_liquidation_distance:g}"
+        )
+        self.log.write(
+            now,
+            "risk.alarm",
+            level="alarm",
+            reason=why,
+            margin_ratio=reading.margin_ratio,
+            liquidation_distance=reading.liquidation_distance,
+        )
         amount = top_up_for_margin_ratio_usd(snapshot, col.target_margin_ratio)
         if self.bracket_table is not None and reading.liquidation_distance is not None:
-            amount = max(amount, top_up_for_liquidation_distance_usd(
-                snapshot, self.bracket_table, 2 * spec.risk.min_liquidation_distance))
+            amount = max(
+                amount,
+                top_up_for_liquidation_distance_usd(
+                    snapshot, self.bracket_table, 2 * spec.risk.min_liquidation_distance
+                ),
+            )
         if col.policy == "none":
             return self._refuse(now, f"{why}; collateral policy is 'none': alarm only, not acting")
         if col.policy == "reserve":
@@ -253,18 +315,35 @@ class Keeper:
         spec, position = self.spec, snapshot.position
         assert position is not None
         rules = self.venue.market_rules(spec.perp_symbol)
-        qty = deleverage_qty_base(snapshot, self.bracket_table, target_distance=2 * spec.risk.min_liquidation_distance,
-                                  target_margin_ratio=spec.collateral.target_margin_ratio)
+        qty = deleverage_qty_base(
+            snapshot,
+            self.bracket_table,
+            target_distance=2 * spec.risk.min_liquidation_distance,
+            target_margin_ratio=spec.collateral.target_margin_ratio,
+        )
         qty = min(rules.round_amount_up(qty), abs(position.signed_qty_base))
         if qty <= 0:
             return self._refuse(now, f"{why}; nothing to deleverage")
         sign = 1 if position.signed_qty_base > 0 else -1
-        legs = [LegPlan(leg=Leg.PERP, symbol=spec.perp_symbol, signed_qty_base=qty if sign < 0 else -qty,
-                        reduce_only=True),
-                LegPlan(leg=Leg.SPOT, symbol=spec.spot_symbol, signed_qty_base=-qty if sign < 0 else qty)]
+        legs = [
+            LegPlan(
+                leg=Leg.PERP,
+                symbol=spec.perp_symbol,
+                signed_qty_base=qty if sign < 0 else -qty,
+                reduce_only=True,
+            ),
+            LegPlan(leg=Leg.SPOT, symbol=spec.spot_symbol, signed_qty_base=-qty if sign < 0 else qty),
+        ]
         self.log.write(now, "margin.deleverage", level="warning", qty_base=str(qty), reason=why)
-        report = self._record_and_execute(now, kind="margin", mode="deleverage", target=(0.0, 0.0), reason=why,
-                                          memory_json=self.journal.last_strategy_memory_json() or "[]", legs=legs)
+        report = self._record_and_execute(
+            now,
+            kind="margin",
+            mode="deleverage",
+            target=(0.0, 0.0),
+            reason=why,
+            memory_json=self.journal.last_strategy_memory_json() or "[]",
+            legs=legs,
+        )
         self._move_proceeds(now, report.decision_no, why)
         return CycleResult(cycle=self.cycle_no, ts_ms=now, action="margin", reason=why, report=report)
 
@@ -275,8 +354,13 @@ class Keeper:
             return
         proceeds = self._spot_proceeds(decision_no)
         if proceeds > 0:  # the coins sold pay for the short's margin (the backtest's sell_spot policy)
-            self._transfer(now, proceeds, f"{why}; moving the spot sale proceeds to the futures wallet",
-                           purpose="proceeds", transfer_id=transfer_id)
+            self._transfer(
+                now,
+                proceeds,
+                f"{why}; moving the spot sale proceeds to the futures wallet",
+                purpose="proceeds",
+                transfer_id=transfer_id,
+            )
 
     def _spot_proceeds(self, decision_no: int) -> Decimal:
         cash = Decimal(0)
@@ -286,12 +370,19 @@ class Keeper:
                 cash += signed * order.average_price_usd - order.fee_usd
         return cash.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
 
-    def _transfer(self, now: int, amount: Decimal, why: str, *, purpose: str = "reserve",
-                  transfer_id: str | None = None) -> CycleResult:
+    def _transfer(
+        self, now: int, amount: Decimal, why: str, *, purpose: str = "reserve", transfer_id: str | None = None
+    ) -> CycleResult:
         # deterministic and never reused: a sequence number (an abandoned intent keeps its number)
         transfer_id = transfer_id or f"ph{self.spec.hedge_id}t{len(self.journal.transfers()) + 1}"
-        self.journal.record_transfer_intent(transfer_id=transfer_id, amount_usd=amount, to_futures=True, reason=why,
-                                            ts_ms=now, purpose=purpose)
+        self.journal.record_transfer_intent(
+            transfer_id=transfer_id,
+            amount_usd=amount,
+            to_futures=True,
+            reason=why,
+            ts_ms=now,
+            purpose=purpose,
+        )
         try:
             self.venue.transfer_margin(amount, to_futures=True, transfer_id=transfer_id)
         except VenueUnavailable:
@@ -300,17 +391,36 @@ class Keeper:
             self.journal.set_transfer_status(transfer_id, "failed")
             return self._refuse(now, f"{why}; margin top-up of {amount} USD failed: {e}")
         self.journal.set_transfer_status(transfer_id, "done")
-        self.log.write(now, "margin.top_up", level="warning", transfer_id=transfer_id, amount_usd=str(amount), reason=why)
-        return CycleResult(cycle=self.cycle_no, ts_ms=now, action="margin", reason=f"{why}; topped up {amount} USD")
+        self.log.write(
+            now, "margin.top_up", level="warning", transfer_id=transfer_id, amount_usd=str(amount), reason=why
+        )
+        return CycleResult(
+            cycle=self.cycle_no, ts_ms=now, action="margin", reason=f"{why}; topped up {amount} USD"
+        )
 
     def _kill(self, now: int, snapshot: Snapshot, reason: str) -> None:
         """Flatten the perp (reduce-only market order), record, and stop with KeeperHalted."""
-        self.log.write(now, "kill_switch", level="halt", reason=reason, perp_qty_base=str(snapshot.perp_qty_base))
+        self.log.write(
+            now, "kill_switch", level="halt", reason=reason, perp_qty_base=str(snapshot.perp_qty_base)
+        )
         if snapshot.perp_qty_base != 0:
-            legs = [LegPlan(leg=Leg.PERP, symbol=self.spec.perp_symbol, signed_qty_base=-snapshot.perp_qty_base,
-                            reduce_only=True)]
-            self._record_and_execute(now, kind="kill", mode="flat-perp", target=(float("nan"), 0.0), reason=reason,
-                                     memory_json=self.journal.last_strategy_memory_json() or "[]", legs=legs)
+            legs = [
+                LegPlan(
+                    leg=Leg.PERP,
+                    symbol=self.spec.perp_symbol,
+                    signed_qty_base=-snapshot.perp_qty_base,
+                    reduce_only=True,
+                )
+            ]
+            self._record_and_execute(
+                now,
+                kind="kill",
+                mode="flat-perp",
+                target=(float("nan"), 0.0),
+                reason=reason,
+                memory_json=self.journal.last_strategy_memory_json() or "[]",
+                legs=legs,
+            )
         self._halt(now, reason)
 
     def _halt(self, now: int, reason: str) -> None:
@@ -339,9 +449,13 @@ class Keeper:
         q = float(base_qty)
         spot_fraction = float(snapshot.spot_base) / q
         perp_fraction = float(snapshot.perp_qty_base) / q
-        state = HedgeState(spot_fraction=spot_fraction, perp_fraction=perp_fraction,
-                           mode=mode_of(spot_fraction, perp_fraction), margin_ratio=reading.margin_ratio,
-                           liquidation_distance=reading.liquidation_distance)
+        state = HedgeState(
+            spot_fraction=spot_fraction,
+            perp_fraction=perp_fraction,
+            mode=mode_of(spot_fraction, perp_fraction),
+            margin_ratio=reading.margin_ratio,
+            liquidation_distance=reading.liquidation_distance,
+        )
         try:
             view = self._market_view(now, snapshot)
         except DataError as e:
@@ -355,46 +469,104 @@ class Keeper:
         spot_delta = spot_rules.round_amount(to_decimal(orders.spot_delta_base))
         perp_delta = perp_rules.round_amount(to_decimal(orders.perp_delta_base))
         decision_no = self.journal.next_decision_no()
-        fields = {"decision_no": decision_no, "mode": target.mode.value, "target_spot_fraction": target.spot_fraction,
-                  "target_perp_fraction": target.perp_fraction, "strategy_reason": target.reason,
-                  "spot_fraction": spot_fraction, "perp_fraction": perp_fraction}
+        fields = {
+            "decision_no": decision_no,
+            "mode": target.mode.value,
+            "target_spot_fraction": target.spot_fraction,
+            "target_perp_fraction": target.perp_fraction,
+            "strategy_reason": target.reason,
+            "spot_fraction": spot_fraction,
+            "perp_fraction": perp_fraction,
+        }
         if spot_delta == 0 and perp_delta == 0:
-            self._record(now, decision_no, "strategy", target.mode.value, (target.spot_fraction, target.perp_fraction),
-                         target.reason, memory_json, [], status="hold")
+            self._record(
+                now,
+                decision_no,
+                "strategy",
+                target.mode.value,
+                (target.spot_fraction, target.perp_fraction),
+                target.reason,
+                memory_json,
+                [],
+                status="hold",
+            )
             self.log.write(now, "decision.hold", **fields)
             return CycleResult(cycle=self.cycle_no, ts_ms=now, action="hold", reason=target.reason)
-        refusals = [r for r in (
-            spot_rules.check_tradeable(spot_delta, snapshot.quote.spot_price_usd) if spot_delta else None,
-            perp_rules.check_tradeable(perp_delta, snapshot.quote.perp_price_usd) if perp_delta else None,
-        ) if r]
+        refusals = [
+            r
+            for r in (
+                spot_rules.check_tradeable(spot_delta, snapshot.quote.spot_price_usd) if spot_delta else None,
+                perp_rules.check_tradeable(perp_delta, snapshot.quote.perp_price_usd) if perp_delta else None,
+            )
+            if r
+        ]
         if refusals:
             reason = "; ".join(refusals) + ": refusing the whole adjustment (both legs or neither)"
-            self._record(now, decision_no, "strategy", target.mode.value, (target.spot_fraction, target.perp_fraction),
-                         reason, memory_json, [], status="refused")
+            self._record(
+                now,
+                decision_no,
+                "strategy",
+                target.mode.value,
+                (target.spot_fraction, target.perp_fraction),
+                reason,
+                memory_json,
+                [],
+                status="refused",
+            )
             self.log.refuse(now, "decision.refused", reason, **fields)
             return CycleResult(cycle=self.cycle_no, ts_ms=now, action="refuse", reason=reason)
         shortfall = self._initial_margin_shortfall(snapshot, perp_delta)
         if shortfall > 0:
-            reason = (f"not enough margin to trade: the perp after this trade needs {shortfall} USD more initial "
-                      f"margin at {spec.leverage:g}x than the futures wallet holds")
+            reason = (
+                f"not enough margin to trade: the perp after this trade needs {shortfall} USD more initial "
+                f"margin at {spec.leverage:g}x than the futures wallet holds"
+            )
             if self._reserve_left(snapshot) >= shortfall:
                 self._transfer(now, shortfall, reason + "; topping up from the reserve first")
             else:
-                self._record(now, decision_no, "strategy", target.mode.value, (target.spot_fraction,
-                             target.perp_fraction), reason, memory_json, [], status="refused")
-                self.log.refuse(now, "decision.refused", reason + "; add margin or raise reserve_usd", **fields)
+                self._record(
+                    now,
+                    decision_no,
+                    "strategy",
+                    target.mode.value,
+                    (target.spot_fraction, target.perp_fraction),
+                    reason,
+                    memory_json,
+                    [],
+                    status="refused",
+                )
+                self.log.refuse(
+                    now, "decision.refused", reason + "; add margin or raise reserve_usd", **fields
+                )
                 return CycleResult(cycle=self.cycle_no, ts_ms=now, action="refuse", reason=reason)
         spot_leg = LegPlan(leg=Leg.SPOT, symbol=spec.spot_symbol, signed_qty_base=spot_delta)
-        reduces_perp = perp_delta != 0 and snapshot.perp_qty_base != 0 and (perp_delta > 0) != (snapshot.perp_qty_base > 0) \
+        reduces_perp = (
+            perp_delta != 0
+            and snapshot.perp_qty_base != 0
+            and (perp_delta > 0) != (snapshot.perp_qty_base > 0)
             and abs(perp_delta) <= abs(snapshot.perp_qty_base)
-        perp_leg = LegPlan(leg=Leg.PERP, symbol=spec.perp_symbol, signed_qty_base=perp_delta, reduce_only=reduces_perp)
+        )
+        perp_leg = LegPlan(
+            leg=Leg.PERP, symbol=spec.perp_symbol, signed_qty_base=perp_delta, reduce_only=reduces_perp
+        )
         # the risk-reducing leg goes first when the perp shrinks; otherwise spot first
         legs = [perp_leg, spot_leg] if reduces_perp else [spot_leg, perp_leg]
-        self.log.write(now, "decision.trade", spot_delta_base=str(spot_delta), perp_delta_base=str(perp_delta), **fields)
-        report = self._record_and_execute(now, kind="strategy", mode=target.mode.value,
-                                          target=(target.spot_fraction, target.perp_fraction), reason=target.reason,
-                                          memory_json=memory_json, legs=legs, decision_no=decision_no)
-        return CycleResult(cycle=self.cycle_no, ts_ms=now, action="trade", reason=target.reason, report=report)
+        self.log.write(
+            now, "decision.trade", spot_delta_base=str(spot_delta), perp_delta_base=str(perp_delta), **fields
+        )
+        report = self._record_and_execute(
+            now,
+            kind="strategy",
+            mode=target.mode.value,
+            target=(target.spot_fraction, target.perp_fraction),
+            reason=target.reason,
+            memory_json=memory_json,
+            legs=legs,
+            decision_no=decision_no,
+        )
+        return CycleResult(
+            cycle=self.cycle_no, ts_ms=now, action="trade", reason=target.reason, report=report
+        )
 
     def _initial_margin_shortfall(self, snapshot: Snapshot, perp_delta: Decimal) -> Decimal:
         """Return the USD missing for the initial margin of the perp after a trade (0 if it shrinks or fits).
@@ -407,26 +579,67 @@ class Keeper:
         if abs(after) <= abs(held):
             return Decimal(0)
         upnl = Decimal(0) if snapshot.position is None else snapshot.position.unrealized_pnl_usd
-        required = abs(after) * snapshot.quote.mark_price_usd / to_decimal(self.spec.leverage) * Decimal("1.01")
+        required = (
+            abs(after) * snapshot.quote.mark_price_usd / to_decimal(self.spec.leverage) * Decimal("1.01")
+        )
         missing = required - (snapshot.balances.futures_wallet_usd + upnl)
         return max(missing, Decimal(0)).quantize(Decimal("0.01"), rounding=ROUND_UP)
 
     def _reserve_left(self, snapshot: Snapshot) -> Decimal:
         if self.spec.collateral.policy != "reserve":
             return Decimal(0)
-        used = sum((Decimal(t["amount_usd"]) for t in self.journal.transfers()
-                    if t["purpose"] == "reserve" and t["status"] in ("done", "unknown")), Decimal(0))
-        return max(min(to_decimal(self.spec.collateral.reserve_usd) - used, snapshot.balances.spot_usd), Decimal(0))
+        used = sum(
+            (
+                Decimal(t["amount_usd"])
+                for t in self.journal.transfers()
+                if t["purpose"] == "reserve" and t["status"] in ("done", "unknown")
+            ),
+            Decimal(0),
+        )
+        return max(
+            min(to_decimal(self.spec.collateral.reserve_usd) - used, snapshot.balances.spot_usd), Decimal(0)
+        )
 
-    def _record(self, now: int, decision_no: int, kind: str, mode: str, target: tuple[float, float], reason: str,
-                memory_json: str, legs: list[LegPlan], *, status: str) -> None:
-        self.journal.record_decision(DecisionRecord(
-            decision_no=decision_no, ts_ms=now, kind=kind, mode=mode, target_spot_fraction=repr(target[0]),
-            target_perp_fraction=repr(target[1]), reason=reason, memory_json=memory_json,
-            plan=tuple(lp.to_json() for lp in legs), status=status))
+    def _record(
+        self,
+        now: int,
+        decision_no: int,
+        kind: str,
+        mode: str,
+        target: tuple[float, float],
+        reason: str,
+        memory_json: str,
+        legs: list[LegPlan],
+        *,
+        status: str,
+    ) -> None:
+        self.journal.record_decision(
+            DecisionRecord(
+                decision_no=decision_no,
+                ts_ms=now,
+                kind=kind,
+                mode=mode,
+                target_spot_fraction=repr(target[0]),
+                target_perp_fraction=repr(target[1]),
+                reason=reason,
+                memory_json=memory_json,
+                plan=tuple(lp.to_json() for lp in legs),
+                status=status,
+            )
+        )
 
-    def _record_and_execute(self, now: int, *, kind: str, mode: str, target: tuple[float, float], reason: str,
-                            memory_json: str, legs: list[LegPlan], decision_no: int | None = None) -> ExecutionReport:
+    def _record_and_execute(
+        self,
+        now: int,
+        *,
+        kind: str,
+        mode: str,
+        target: tuple[float, float],
+        reason: str,
+        memory_json: str,
+        legs: list[LegPlan],
+        decision_no: int | None = None,
+    ) -> ExecutionReport:
         decision_no = decision_no or self.journal.next_decision_no()
         self._record(now, decision_no, kind, mode, target, reason, memory_json, legs, status="executing")
         report = self.executor.execute(decision_no, legs)
@@ -441,8 +654,11 @@ class Keeper:
         failed = failed + 1 if report.outcome in ("refused", "unwound") else 0
         self.journal.set_meta("failed_executions", str(failed))
         if failed >= MAX_FAILED_EXECUTIONS:
-            self._halt(now, f"{failed} consecutive executions failed (last: decision {report.decision_no}, "
-                            f"{'; '.join(report.notes) or report.outcome}); fix the cause, then --clear-halt")
+            self._halt(
+                now,
+                f"{failed} consecutive executions failed (last: decision {report.decision_no}, "
+                f"{'; '.join(report.notes) or report.outcome}); fix the cause, then --clear-halt",
+            )
 
     def _memory(self) -> StrategyMemory:
         stored = self.journal.last_strategy_memory_json()
@@ -459,9 +675,14 @@ class Keeper:
         closes = self.venue.fetch_spot_closes(spec.spot_symbol, CLOSES_LOOKBACK_BARS)
         quote = snapshot.quote
         return MarketView(
-            ts_ms=now, spot_price_usd=float(quote.spot_price_usd), perp_price_usd=float(quote.perp_price_usd),
-            mark_price_usd=float(quote.mark_price_usd), funding_settle_ts_ms=settle, funding_rates=rate_values,
-            funding_interval_hours=intervals, close_prices=np.array([c for _, c in closes], dtype=float),
+            ts_ms=now,
+            spot_price_usd=float(quote.spot_price_usd),
+            perp_price_usd=float(quote.perp_price_usd),
+            mark_price_usd=float(quote.mark_price_usd),
+            funding_settle_ts_ms=settle,
+            funding_rates=rate_values,
+            funding_interval_hours=intervals,
+            close_prices=np.array([c for _, c in closes], dtype=float),
             predicted_funding_rate=quote.funding_rate_per_interval,
         )
 

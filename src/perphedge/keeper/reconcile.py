@@ -24,7 +24,9 @@ from perphedge.mechanics.funding import funding_cashflow_linear_usd
 from perphedge.units import MS_PER_MINUTE
 from perphedge.venues.port import Balances, FundingPayment, PerpPosition, Quote, TradingVenue, to_decimal
 
-FUNDING_MATCH_TOLERANCE_MS = MS_PER_MINUTE  # a payment's time vs the rate's settlement time (ms jitter, delays)
+FUNDING_MATCH_TOLERANCE_MS = (
+    MS_PER_MINUTE  # a payment's time vs the rate's settlement time (ms jitter, delays)
+)
 FUNDING_MISMATCH_ABS_USD = Decimal("0.01")
 FUNDING_MISMATCH_REL = Decimal("0.01")  # 1 % of the model amount
 
@@ -49,8 +51,12 @@ class Snapshot:
     def equity_usd(self) -> Decimal:
         """Spot coins at the spot price + both wallets' cash + the perp's unrealised PnL (USD)."""
         upnl = Decimal(0) if self.position is None else self.position.unrealized_pnl_usd
-        return (self.balances.spot_base * self.quote.spot_price_usd + self.balances.spot_usd
-                + self.balances.futures_wallet_usd + upnl)
+        return (
+            self.balances.spot_base * self.quote.spot_price_usd
+            + self.balances.spot_usd
+            + self.balances.futures_wallet_usd
+            + upnl
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,9 +91,15 @@ def resolve_pending_orders(venue: TradingVenue, journal: Journal, log: KeeperLog
         delta = journal.record_order_status(status, ts_ms=now_ms)
         if delta != 0:
             recovered += 1
-            log.write(now_ms, "reconcile.order_recovered", level="warning", client_order_id=record.client_order_id,
-                      state=status.state.value, filled_delta_base=str(delta),
-                      reason="the venue filled an order whose fill the journal had not recorded (restart)")
+            log.write(
+                now_ms,
+                "reconcile.order_recovered",
+                level="warning",
+                client_order_id=record.client_order_id,
+                state=status.state.value,
+                filled_delta_base=str(delta),
+                reason="the venue filled an order whose fill the journal had not recorded (restart)",
+            )
     return recovered
 
 
@@ -102,29 +114,48 @@ def resolve_pending_transfers(venue: TradingVenue, journal: Journal, log: Keeper
         happened = venue.has_transfer(transfer["transfer_id"])
         status = {True: "done", False: "abandoned", None: "unknown"}[happened]
         journal.set_transfer_status(transfer["transfer_id"], status)
-        log.write(now_ms, "reconcile.transfer", level="info" if happened is not None else "alarm",
-                  transfer_id=transfer["transfer_id"], amount_usd=transfer["amount_usd"], status=status,
-                  reason="a previous run stopped between sending a transfer and recording it")
+        log.write(
+            now_ms,
+            "reconcile.transfer",
+            level="info" if happened is not None else "alarm",
+            transfer_id=transfer["transfer_id"],
+            amount_usd=transfer["amount_usd"],
+            status=status,
+            reason="a previous run stopped between sending a transfer and recording it",
+        )
         settled += 1
     return settled
 
 
-def reconcile_holdings(journal: Journal, snapshot: Snapshot, log: KeeperLog, now_ms: int) -> HoldingsDifference | None:
+def reconcile_holdings(
+    journal: Journal, snapshot: Snapshot, log: KeeperLog, now_ms: int
+) -> HoldingsDifference | None:
     """Compare the venue's holdings with the journal's book; adopt the venue's and log any difference."""
     book = journal.book()
     venue_spot, venue_perp = snapshot.spot_base, snapshot.perp_qty_base
     if book is None:
         detail = {"spot_base": str(venue_spot), "perp_qty_base": str(venue_perp)}
-        journal.set_book(spot_base=venue_spot, perp_qty=venue_perp, ts_ms=now_ms, kind="reconcile.initial", detail=detail)
+        journal.set_book(
+            spot_base=venue_spot, perp_qty=venue_perp, ts_ms=now_ms, kind="reconcile.initial", detail=detail
+        )
         log.write(now_ms, "reconcile.initial", **detail)
         return None
     spot_book, perp_book = book
     if spot_book == venue_spot and perp_book == venue_perp:
         return None
-    diff = HoldingsDifference(spot_journal=spot_book, spot_venue=venue_spot, perp_journal=perp_book, perp_venue=venue_perp)
-    detail = {"spot_journal": str(spot_book), "spot_venue": str(venue_spot), "perp_journal": str(perp_book),
-              "perp_venue": str(venue_perp), "resolution": "adopted the venue's holdings"}
-    journal.set_book(spot_base=venue_spot, perp_qty=venue_perp, ts_ms=now_ms, kind="reconcile.difference", detail=detail)
+    diff = HoldingsDifference(
+        spot_journal=spot_book, spot_venue=venue_spot, perp_journal=perp_book, perp_venue=venue_perp
+    )
+    detail = {
+        "spot_journal": str(spot_book),
+        "spot_venue": str(venue_spot),
+        "perp_journal": str(perp_book),
+        "perp_venue": str(venue_perp),
+        "resolution": "adopted the venue's holdings",
+    }
+    journal.set_book(
+        spot_base=venue_spot, perp_qty=venue_perp, ts_ms=now_ms, kind="reconcile.difference", detail=detail
+    )
     log.write(now_ms, "reconcile.difference", level="alarm" if diff.perp_vanished else "warning", **detail)
     return diff
 
@@ -137,13 +168,17 @@ class FundingCheck:
     mismatches: int
 
 
-def reconcile_funding(venue: TradingVenue, journal: Journal, log: KeeperLog, *, perp_symbol: str, start_ts_ms: int,
-                      now_ms: int) -> FundingCheck:
+def reconcile_funding(
+    venue: TradingVenue, journal: Journal, log: KeeperLog, *, perp_symbol: str, start_ts_ms: int, now_ms: int
+) -> FundingCheck:
     """Journal funding payments after the watermark, each with the model amount; log mismatches."""
     watermark = journal.funding_watermark_ts_ms(perp_symbol)
     since = start_ts_ms if watermark is None else watermark + 1
-    payments = [p for p in venue.fetch_funding_history(perp_symbol, since)
-                if watermark is None or p.settle_ts_ms > watermark]
+    payments = [
+        p
+        for p in venue.fetch_funding_history(perp_symbol, since)
+        if watermark is None or p.settle_ts_ms > watermark
+    ]
     if not payments:
         return FundingCheck(new_payments=0, received_usd=Decimal(0), model_usd=Decimal(0), mismatches=0)
     rates = venue.fetch_funding_rates(perp_symbol, payments[0].settle_ts_ms - FUNDING_MATCH_TOLERANCE_MS)
@@ -167,12 +202,27 @@ def reconcile_funding(venue: TradingVenue, journal: Journal, log: KeeperLog, *, 
             gap = payment.amount_usd - model
             if abs(gap) > max(FUNDING_MISMATCH_ABS_USD, FUNDING_MISMATCH_REL * abs(model)):
                 mismatches += 1
-                log.write(now_ms, "funding.mismatch", level="warning", settle_ts_ms=payment.settle_ts_ms,
-                          received_usd=str(payment.amount_usd), model_usd=str(model), difference_usd=str(gap))
+                log.write(
+                    now_ms,
+                    "funding.mismatch",
+                    level="warning",
+                    settle_ts_ms=payment.settle_ts_ms,
+                    received_usd=str(payment.amount_usd),
+                    model_usd=str(model),
+                    difference_usd=str(gap),
+                )
     inserted = journal.record_funding(rows, symbol=perp_symbol, ts_ms=now_ms)
-    log.write(now_ms, "funding.recorded", new_payments=inserted, received_usd=str(received), model_usd=str(model_total),
-              through_ts_ms=payments[-1].settle_ts_ms)
-    return FundingCheck(new_payments=inserted, received_usd=received, model_usd=model_total, mismatches=mismatches)
+    log.write(
+        now_ms,
+        "funding.recorded",
+        new_payments=inserted,
+        received_usd=str(received),
+        model_usd=str(model_total),
+        through_ts_ms=payments[-1].settle_ts_ms,
+    )
+    return FundingCheck(
+        new_payments=inserted, received_usd=received, model_usd=model_total, mismatches=mismatches
+    )
 
 
 def perp_qty_at(journal: Journal, ts_ms: int) -> Decimal:

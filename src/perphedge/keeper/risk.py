@@ -49,20 +49,27 @@ def read_risk(snapshot: Snapshot, now_ms: int) -> RiskReading:
         ratio = margin_ratio(float(position.maintenance_margin_usd), float(balance))
     if position is not None and position.liquidation_price_usd is not None:
         distance = liquidation_distance(float(position.liquidation_price_usd), float(position.mark_price_usd))
-    return RiskReading(margin_ratio=ratio, liquidation_distance=distance, equity_usd=snapshot.equity_usd,
-                       price_age_s=(now_ms - snapshot.quote.ts_ms) / MS_PER_SECOND)
+    return RiskReading(
+        margin_ratio=ratio,
+        liquidation_distance=distance,
+        equity_usd=snapshot.equity_usd,
+        price_age_s=(now_ms - snapshot.quote.ts_ms) / MS_PER_SECOND,
+    )
 
 
 def stale_reason(reading: RiskReading, max_price_age_s: float) -> str | None:
     """Return a one-line reason when prices are too old to act on."""
     if reading.price_age_s > max_price_age_s:
-        return (f"prices are {reading.price_age_s:.0f} s old, more than max_price_age_s {max_price_age_s:g} s: "
-                "not acting on stale data")
+        return (
+            f"prices are {reading.price_age_s:.0f} s old, more than max_price_age_s {max_price_age_s:g} s: "
+            "not acting on stale data"
+        )
     return None
 
 
-def max_loss_reason(equity_usd: Decimal, start_equity_usd: Decimal, net_deposits_usd: Decimal,
-                    max_loss_usd: float) -> str | None:
+def max_loss_reason(
+    equity_usd: Decimal, start_equity_usd: Decimal, net_deposits_usd: Decimal, max_loss_usd: float
+) -> str | None:
     """Return the kill-switch reason when equity fell more than ``max_loss_usd`` since the start."""
     if not math.isfinite(max_loss_usd):
         return None
@@ -90,7 +97,9 @@ def top_up_for_margin_ratio_usd(snapshot: Snapshot, target_margin_ratio: float) 
     return max(needed, Decimal(0)).quantize(Decimal("0.01"), rounding=ROUND_UP)
 
 
-def top_up_for_liquidation_distance_usd(snapshot: Snapshot, table: BracketTable, target_distance: float) -> Decimal:
+def top_up_for_liquidation_distance_usd(
+    snapshot: Snapshot, table: BracketTable, target_distance: float
+) -> Decimal:
     """Return the USD to add so the liquidation price sits ``target_distance`` from the mark (0 if it does)."""
     position = snapshot.position
     if position is None or position.signed_qty_base == 0:
@@ -99,14 +108,19 @@ def top_up_for_liquidation_distance_usd(snapshot: Snapshot, table: BracketTable,
     mark = float(position.mark_price_usd)
     target_price = mark * (1 - target_distance) if side > 0 else mark * (1 + target_distance)
     wallet_needed = wallet_balance_for_liquidation_price_linear(
-        side=side, qty_base=float(abs(position.signed_qty_base)), entry_price=float(position.entry_price_usd),
-        liquidation_price=target_price, table=table)
+        side=side,
+        qty_base=float(abs(position.signed_qty_base)),
+        entry_price=float(position.entry_price_usd),
+        liquidation_price=target_price,
+        table=table,
+    )
     needed = to_decimal(wallet_needed) - snapshot.balances.futures_wallet_usd
     return max(needed, Decimal(0)).quantize(Decimal("0.01"), rounding=ROUND_UP)
 
 
-def deleverage_qty_base(snapshot: Snapshot, table: BracketTable | None, *, target_distance: float,
-                        target_margin_ratio: float) -> Decimal:
+def deleverage_qty_base(
+    snapshot: Snapshot, table: BracketTable | None, *, target_distance: float, target_margin_ratio: float
+) -> Decimal:
     """Return how many coins to buy back on the perp (and sell on spot) to restore both targets.
 
     Closing ``x`` of a position at the mark realises ``x × (mark − entry) × side`` into the wallet (the
@@ -139,8 +153,9 @@ def deleverage_qty_base(snapshot: Snapshot, table: BracketTable | None, *, targe
         if new_balance <= 0:
             return False
         ratio = maintenance_margin_usd(remaining * mark, table) / new_balance
-        lp = liquidation_price_linear(side=side, qty_base=remaining, entry_price=entry,
-                                      wallet_balance_usd=new_wallet, table=table)
+        lp = liquidation_price_linear(
+            side=side, qty_base=remaining, entry_price=entry, wallet_balance_usd=new_wallet, table=table
+        )
         dist = liquidation_distance(lp, mark)
         dist_ok = dist is None or (dist if side < 0 else -dist) >= target_distance
         return dist_ok and ratio <= target_margin_ratio

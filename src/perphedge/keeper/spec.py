@@ -55,9 +55,15 @@ class RiskSpec:
     max_loss_usd: float = math.inf  # kill switch: equity − start equity below −max_loss_usd
     max_price_age_s: float = 120.0  # prices older than this are stale: no action
     kill_after_stale_cycles: int = 3  # kill switch after this many consecutive stale cycles
-    max_imbalance_fraction: float = 0.02  # allowed |fill fraction spot − fill fraction perp| of a two-leg trade
-    leg_timeout_s: float = 30.0  # bound on waiting for a leg to fill before cancelling / completing / unwinding
-    min_rebalance_fraction: float = 0.01  # ignore per-leg deltas smaller than this fraction of the base quantity
+    max_imbalance_fraction: float = (
+        0.02  # allowed |fill fraction spot − fill fraction perp| of a two-leg trade
+    )
+    leg_timeout_s: float = (
+        30.0  # bound on waiting for a leg to fill before cancelling / completing / unwinding
+    )
+    min_rebalance_fraction: float = (
+        0.01  # ignore per-leg deltas smaller than this fraction of the base quantity
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,13 +120,43 @@ class HedgeSpec:
 
 
 _SECTIONS: dict[str, set[str]] = {
-    "hedge": {"id", "exchange", "spot_symbol", "perp_symbol", "spot_qty_base", "capital_usd", "leverage", "margin_mode"},
+    "hedge": {
+        "id",
+        "exchange",
+        "spot_symbol",
+        "perp_symbol",
+        "spot_qty_base",
+        "capital_usd",
+        "leverage",
+        "margin_mode",
+    },
     "strategy": {"name", "options"},
     "collateral": {"policy", "trigger_margin_ratio", "target_margin_ratio", "reserve_usd"},
-    "risk": {"min_liquidation_distance", "max_loss_usd", "max_price_age_s", "kill_after_stale_cycles",
-             "max_imbalance_fraction", "leg_timeout_s", "min_rebalance_fraction"},
-    "paper": {"prices", "data_symbol", "timeframe", "start", "spot_base", "spot_usd", "futures_usd", "fee_spot", "fee_perp",
-              "slippage_bps", "spot_amount_step", "perp_amount_step", "min_notional_usd", "state_path"},
+    "risk": {
+        "min_liquidation_distance",
+        "max_loss_usd",
+        "max_price_age_s",
+        "kill_after_stale_cycles",
+        "max_imbalance_fraction",
+        "leg_timeout_s",
+        "min_rebalance_fraction",
+    },
+    "paper": {
+        "prices",
+        "data_symbol",
+        "timeframe",
+        "start",
+        "spot_base",
+        "spot_usd",
+        "futures_usd",
+        "fee_spot",
+        "fee_perp",
+        "slippage_bps",
+        "spot_amount_step",
+        "perp_amount_step",
+        "min_notional_usd",
+        "state_path",
+    },
     "keeper": {"journal_path", "log_path", "cycle_seconds"},
 }
 
@@ -135,7 +171,9 @@ def load_spec(path: Path) -> HedgeSpec:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise ConfigError(f"cannot read the hedge spec {path} ({e.strerror}); pass an existing file with --config") from e
+        raise ConfigError(
+            f"cannot read the hedge spec {path} ({e.strerror}); pass an existing file with --config"
+        ) from e
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -148,20 +186,27 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: Path, source_path: Path | No
     _refuse_secrets(raw, "")
     unknown = sorted(set(raw) - set(_SECTIONS))
     if unknown:
-        raise ConfigError(f"unknown section {unknown[0]!r}; sections are {', '.join(sorted(_SECTIONS))}",
-                          key_path=unknown[0])
+        raise ConfigError(
+            f"unknown section {unknown[0]!r}; sections are {', '.join(sorted(_SECTIONS))}",
+            key_path=unknown[0],
+        )
     sec = {name: _section(raw, name) for name in _SECTIONS}
     hedge = sec["hedge"]
 
     hedge_id = _get(hedge, "hedge.id", str)
     if not HEDGE_ID_PATTERN.match(hedge_id):
-        raise ConfigError(f"must be 1 to 12 letters or digits (it goes into client order ids); it was {hedge_id!r}",
-                          key_path="hedge.id")
+        raise ConfigError(
+            f"must be 1 to 12 letters or digits (it goes into client order ids); it was {hedge_id!r}",
+            key_path="hedge.id",
+        )
     spot_qty = _opt_positive(hedge, "hedge.spot_qty_base")
     capital = _opt_positive(hedge, "hedge.capital_usd")
     if (spot_qty is None) == (capital is None):
-        raise ConfigError("give exactly one of spot_qty_base (coins held) or capital_usd (cash to deploy); "
-                          f"spot_qty_base was {spot_qty!r} and capital_usd was {capital!r}", key_path="hedge")
+        raise ConfigError(
+            "give exactly one of spot_qty_base (coins held) or capital_usd (cash to deploy); "
+            f"spot_qty_base was {spot_qty!r} and capital_usd was {capital!r}",
+            key_path="hedge",
+        )
     leverage = _number(hedge, "hedge.leverage", default=2.0)
     if not 1.0 <= leverage <= 125.0:
         raise ConfigError(f"must be between 1 and 125; it was {leverage!r}", key_path="hedge.leverage")
@@ -182,15 +227,20 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: Path, source_path: Path | No
         reserve_usd=_number(col, "collateral.reserve_usd", default=0.0, low=0.0),
     )
     if collateral.target_margin_ratio >= collateral.trigger_margin_ratio:
-        raise ConfigError(f"must be below trigger_margin_ratio {collateral.trigger_margin_ratio}; it was "
-                          f"{collateral.target_margin_ratio}", key_path="collateral.target_margin_ratio")
+        raise ConfigError(
+            f"must be below trigger_margin_ratio {collateral.trigger_margin_ratio}; it was "
+            f"{collateral.target_margin_ratio}",
+            key_path="collateral.target_margin_ratio",
+        )
 
     rk = sec["risk"]
     risk = RiskSpec(
         min_liquidation_distance=_fraction(rk, "risk.min_liquidation_distance", 0.15, high=1.0),
         max_loss_usd=_number(rk, "risk.max_loss_usd", default=math.inf, low=0.0, strict=True),
         max_price_age_s=_number(rk, "risk.max_price_age_s", default=120.0, low=0.0, strict=True),
-        kill_after_stale_cycles=int(_number(rk, "risk.kill_after_stale_cycles", default=3, low=1, integer=True)),
+        kill_after_stale_cycles=int(
+            _number(rk, "risk.kill_after_stale_cycles", default=3, low=1, integer=True)
+        ),
         max_imbalance_fraction=_fraction(rk, "risk.max_imbalance_fraction", 0.02, high=0.5),
         leg_timeout_s=_number(rk, "risk.leg_timeout_s", default=30.0, low=0.0),
         min_rebalance_fraction=_fraction(rk, "risk.min_rebalance_fraction", 0.01, high=0.5),
@@ -258,7 +308,9 @@ def _refuse_secrets(node: Mapping[str, Any], prefix: str) -> None:
         if any(word in key.lower() for word in _SECRET_WORDS):
             raise ConfigError(
                 "API credentials are never read from the spec file; remove this key and set the environment "
-                "variables PERPHEDGE_<EXCHANGE>_API_KEY and PERPHEDGE_<EXCHANGE>_SECRET instead", key_path=path)
+                "variables PERPHEDGE_<EXCHANGE>_API_KEY and PERPHEDGE_<EXCHANGE>_SECRET instead",
+                key_path=path,
+            )
         if isinstance(value, Mapping):
             _refuse_secrets(value, path + ".")
 
@@ -269,8 +321,10 @@ def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
         raise ConfigError(f"must be a table ([{name}]); it was {value!r}", key_path=name)
     unknown = sorted(set(value) - _SECTIONS[name])
     if unknown:
-        raise ConfigError(f"unknown key; [{name}] accepts {', '.join(sorted(_SECTIONS[name]))}",
-                          key_path=f"{name}.{unknown[0]}")
+        raise ConfigError(
+            f"unknown key; [{name}] accepts {', '.join(sorted(_SECTIONS[name]))}",
+            key_path=f"{name}.{unknown[0]}",
+        )
     return dict(value)
 
 
@@ -286,16 +340,29 @@ def _get(section: Mapping[str, Any], key_path: str, kind: type, default: Any = _
     return value
 
 
-def _number(section: Mapping[str, Any], key_path: str, *, default: Any = _MISSING, low: float | None = None,
-            strict: bool = False, integer: bool = False) -> float:
+def _number(
+    section: Mapping[str, Any],
+    key_path: str,
+    *,
+    default: Any = _MISSING,
+    low: float | None = None,
+    strict: bool = False,
+    integer: bool = False,
+) -> float:
     key = key_path.rsplit(".", 1)[1]
     if key not in section:
         if default is _MISSING:
             raise ConfigError("is required", key_path=key_path)
         return default
     value = section[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
-        raise ConfigError(f"must be {'an integer' if integer else 'a number'}; it was {value!r}", key_path=key_path)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (integer and not isinstance(value, int))
+    ):
+        raise ConfigError(
+            f"must be {'an integer' if integer else 'a number'}; it was {value!r}", key_path=key_path
+        )
     if not math.isfinite(value) and not (value == math.inf and key == "max_loss_usd"):
         raise ConfigError(f"must be finite; it was {value!r}", key_path=key_path)
     if low is not None and (value < low or (strict and value == low)):

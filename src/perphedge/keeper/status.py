@@ -25,11 +25,30 @@ from perphedge.units import MS_PER_DAY
 from perphedge.venues.port import TradingVenue
 
 STATUS_KEYS = (
-    "hedge_id", "venue", "ts_ms", "halted", "base_qty", "spot_base", "perp_qty_base", "spot_price_usd",
-    "mark_price_usd", "balances", "hedge_ratio", "net_exposure_base", "net_exposure_fraction", "margin_ratio",
-    "liquidation_price_usd", "liquidation_distance", "next_funding_ts_ms", "expected_funding_usd",
-    "expected_funding_basis", "equity_usd",
-    "start_equity_usd", "pnl", "decisions", "orders",
+    "hedge_id",
+    "venue",
+    "ts_ms",
+    "halted",
+    "base_qty",
+    "spot_base",
+    "perp_qty_base",
+    "spot_price_usd",
+    "mark_price_usd",
+    "balances",
+    "hedge_ratio",
+    "net_exposure_base",
+    "net_exposure_fraction",
+    "margin_ratio",
+    "liquidation_price_usd",
+    "liquidation_distance",
+    "next_funding_ts_ms",
+    "expected_funding_usd",
+    "expected_funding_basis",
+    "equity_usd",
+    "start_equity_usd",
+    "pnl",
+    "decisions",
+    "orders",
 )
 
 
@@ -54,8 +73,15 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
     start_equity = journal.get_meta("start_equity_usd")
     pnl = None
     if start_equity is not None:
-        pnl = _attribution(journal, snap.equity_usd, Decimal(start_equity), spot, quote.spot_price_usd, perp,
-                           quote.mark_price_usd)
+        pnl = _attribution(
+            journal,
+            snap.equity_usd,
+            Decimal(start_equity),
+            spot,
+            quote.spot_price_usd,
+            perp,
+            quote.mark_price_usd,
+        )
     decisions = journal.decisions()
     status = {
         "hedge_id": spec.hedge_id,
@@ -67,13 +93,17 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
         "perp_qty_base": str(perp),
         "spot_price_usd": str(quote.spot_price_usd),
         "mark_price_usd": str(quote.mark_price_usd),
-        "balances": {"spot_base": str(snap.balances.spot_base), "spot_usd": str(snap.balances.spot_usd),
-                     "futures_wallet_usd": str(snap.balances.futures_wallet_usd)},
+        "balances": {
+            "spot_base": str(snap.balances.spot_base),
+            "spot_usd": str(snap.balances.spot_usd),
+            "futures_wallet_usd": str(snap.balances.futures_wallet_usd),
+        },
         "hedge_ratio": float(perp_notional / spot_notional) if spot_notional else None,
         "net_exposure_base": str(spot + perp),
         "net_exposure_fraction": float((spot + perp) / base_qty) if base_qty else None,
         "margin_ratio": reading.margin_ratio,
-        "liquidation_price_usd": None if snap.position is None or snap.position.liquidation_price_usd is None
+        "liquidation_price_usd": None
+        if snap.position is None or snap.position.liquidation_price_usd is None
         else str(snap.position.liquidation_price_usd),
         "liquidation_distance": reading.liquidation_distance,
         "next_funding_ts_ms": quote.next_funding_ts_ms,
@@ -89,8 +119,15 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
     return status
 
 
-def _attribution(journal: Journal, equity: Decimal, start_equity: Decimal, spot: Decimal, spot_price: Decimal,
-                 perp: Decimal, mark: Decimal) -> dict[str, str]:
+def _attribution(
+    journal: Journal,
+    equity: Decimal,
+    start_equity: Decimal,
+    spot: Decimal,
+    spot_price: Decimal,
+    perp: Decimal,
+    mark: Decimal,
+) -> dict[str, str]:
     start_spot = Decimal(journal.get_meta("start_spot_base") or "0")
     start_price = Decimal(journal.get_meta("start_spot_price_usd") or "0")
     spot_cash = perp_cash = fees = Decimal(0)
@@ -106,6 +143,12 @@ def _attribution(journal: Journal, equity: Decimal, start_equity: Decimal, spot:
     perp_pnl = perp_cash + perp * mark
     funding = totals["funding_received_usd"]
     other = equity - start_equity - spot_pnl - perp_pnl - funding + fees
-    return {"spot_pnl_usd": str(spot_pnl), "perp_pnl_usd": str(perp_pnl), "funding_usd": str(funding),
-            "funding_model_usd": str(totals["funding_model_usd"]), "fees_usd": str(-fees), "other_usd": str(other),
-            "total_usd": str(equity - start_equity)}
+    return {
+        "spot_pnl_usd": str(spot_pnl),
+        "perp_pnl_usd": str(perp_pnl),
+        "funding_usd": str(funding),
+        "funding_model_usd": str(totals["funding_model_usd"]),
+        "fees_usd": str(-fees),
+        "other_usd": str(other),
+        "total_usd": str(equity - start_equity),
+    }

@@ -40,7 +40,9 @@ _LEG_CODE = {Leg.SPOT: "s", Leg.PERP: "p"}
 _PURPOSE_CODE = {"main": "m", "complete": "c", "unwind": "u", "flatten": "f"}
 
 
-def client_order_id(hedge_id: str, decision_no: int, leg: Leg, purpose: str = "main", attempt: int = 0) -> ClientOrderId:
+def client_order_id(
+    hedge_id: str, decision_no: int, leg: Leg, purpose: str = "main", attempt: int = 0
+) -> ClientOrderId:
     """Return the deterministic client order id ``ph<hedge>d<decision><leg><purpose><attempt>``.
 
     Alphanumeric and at most 32 characters, which every supported exchange accepts (OKX clOrdId:
@@ -59,13 +61,21 @@ class LegPlan:
     reduce_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"leg": self.leg.value, "symbol": self.symbol, "signed_qty_base": str(self.signed_qty_base),
-                "reduce_only": self.reduce_only}
+        return {
+            "leg": self.leg.value,
+            "symbol": self.symbol,
+            "signed_qty_base": str(self.signed_qty_base),
+            "reduce_only": self.reduce_only,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LegPlan:
-        return cls(leg=Leg(data["leg"]), symbol=data["symbol"], signed_qty_base=Decimal(data["signed_qty_base"]),
-                   reduce_only=bool(data["reduce_only"]))
+        return cls(
+            leg=Leg(data["leg"]),
+            symbol=data["symbol"],
+            signed_qty_base=Decimal(data["signed_qty_base"]),
+            reduce_only=bool(data["reduce_only"]),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,7 +158,9 @@ class TwoLegExecutor:
                     continue
                 remaining = lp.signed_qty_base - filled[leg]
                 if remaining != 0 and self._is_tradeable(lp, remaining):
-                    notes.append(f"{leg.value} leg filled {filled[leg]} of {lp.signed_qty_base}; completing {remaining}")
+                    notes.append(
+                        f"{leg.value} leg filled {filled[leg]} of {lp.signed_qty_base}; completing {remaining}"
+                    )
                     try:
                         filled[leg] += self._run(decision_no, lp, remaining, "complete", 1)
                     except LegFailed as e:
@@ -156,19 +168,31 @@ class TwoLegExecutor:
             outcome = self._balance(decision_no, planned, filled, notes)
         except OutcomeUnknown as e:
             notes.append(str(e))
-            self.log.write(self.now_ms(), "execution.pending", level="warning", decision_no=decision_no, reason=str(e))
-            return ExecutionReport(decision_no=decision_no, outcome="pending",
-                                   filled_base={k.value: str(v) for k, v in filled.items()},
-                                   planned_base={k.value: str(v.signed_qty_base) for k, v in planned.items()},
-                                   notes=tuple(notes))
+            self.log.write(
+                self.now_ms(), "execution.pending", level="warning", decision_no=decision_no, reason=str(e)
+            )
+            return ExecutionReport(
+                decision_no=decision_no,
+                outcome="pending",
+                filled_base={k.value: str(v) for k, v in filled.items()},
+                planned_base={k.value: str(v.signed_qty_base) for k, v in planned.items()},
+                notes=tuple(notes),
+            )
         return self._finish(decision_no, outcome, planned, filled, notes)
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def _finish(self, decision_no: int, outcome: str, planned: dict[Leg, LegPlan], filled: dict[Leg, Decimal],
-                notes: list[str]) -> ExecutionReport:
+    def _finish(
+        self,
+        decision_no: int,
+        outcome: str,
+        planned: dict[Leg, LegPlan],
+        filled: dict[Leg, Decimal],
+        notes: list[str],
+    ) -> ExecutionReport:
         report = ExecutionReport(
-            decision_no=decision_no, outcome=outcome,
+            decision_no=decision_no,
+            outcome=outcome,
             filled_base={k.value: str(v) for k, v in filled.items()},
             planned_base={k.value: str(v.signed_qty_base) for k, v in planned.items()},
             notes=tuple(notes),
@@ -176,17 +200,27 @@ class TwoLegExecutor:
         status = "done" if outcome in ("complete", "imbalanced", "unwound") else outcome
         self.journal.set_decision_status(decision_no, status, outcome="; ".join([outcome, *notes]))
         level = "info" if outcome == "complete" else "refuse" if outcome == "refused" else "alarm"
-        fields: dict[str, Any] = {"decision_no": decision_no, "outcome": outcome, "filled_base": report.filled_base,
-                                  "planned_base": report.planned_base, "notes": list(notes)}
+        fields: dict[str, Any] = {
+            "decision_no": decision_no,
+            "outcome": outcome,
+            "filled_base": report.filled_base,
+            "planned_base": report.planned_base,
+            "notes": list(notes),
+        }
         if outcome == "refused":
             fields["reason"] = notes[0] if notes else "the first leg failed"
         self.log.write(self.now_ms(), "execution.finished", level=level, **fields)
         return report
 
-    def _balance(self, decision_no: int, planned: dict[Leg, LegPlan], filled: dict[Leg, Decimal],
-                 notes: list[str]) -> str:
+    def _balance(
+        self, decision_no: int, planned: dict[Leg, LegPlan], filled: dict[Leg, Decimal], notes: list[str]
+    ) -> str:
         if len(planned) < 2:
-            return "complete" if all(filled[k] == v.signed_qty_base for k, v in planned.items()) else "imbalanced"
+            return (
+                "complete"
+                if all(filled[k] == v.signed_qty_base for k, v in planned.items())
+                else "imbalanced"
+            )
         fractions = {leg: filled[leg] / lp.signed_qty_base for leg, lp in planned.items()}
         low = min(fractions.values())
         spread = max(fractions.values()) - low
@@ -200,7 +234,9 @@ class TwoLegExecutor:
             if excess == 0:
                 continue
             if not self._is_tradeable(lp, excess):
-                notes.append(f"{leg.value} excess {excess} is below the exchange minimum; left as residual imbalance")
+                notes.append(
+                    f"{leg.value} excess {excess} is below the exchange minimum; left as residual imbalance"
+                )
                 continue
             notes.append(f"unwinding {excess} of the {leg.value} leg to match the other leg's fill")
             try:
@@ -215,16 +251,31 @@ class TwoLegExecutor:
         rules = self.venue.market_rules(lp.symbol)
         return rules.round_amount(qty) != 0 and abs(rules.round_amount(qty)) >= rules.min_amount_base
 
-    def _run(self, decision_no: int, lp: LegPlan, signed_qty: Decimal, purpose: str, attempt: int, *,
-             reduce_only: bool | None = None) -> Decimal:
+    def _run(
+        self,
+        decision_no: int,
+        lp: LegPlan,
+        signed_qty: Decimal,
+        purpose: str,
+        attempt: int,
+        *,
+        reduce_only: bool | None = None,
+    ) -> Decimal:
         """Place (or find) one order and return its signed filled quantity once final."""
         rules = self.venue.market_rules(lp.symbol)
         qty = rules.round_amount(abs(signed_qty))
         cid = client_order_id(self.hedge_id, decision_no, lp.leg, purpose, attempt)
-        request = OrderRequest(client_order_id=cid, leg=lp.leg, symbol=lp.symbol,
-                               side=OrderSide.BUY if signed_qty > 0 else OrderSide.SELL, qty_base=qty,
-                               reduce_only=lp.reduce_only if reduce_only is None else reduce_only)
-        record = self.journal.record_order_intent(request, decision_no=decision_no, purpose=purpose, ts_ms=self.now_ms())
+        request = OrderRequest(
+            client_order_id=cid,
+            leg=lp.leg,
+            symbol=lp.symbol,
+            side=OrderSide.BUY if signed_qty > 0 else OrderSide.SELL,
+            qty_base=qty,
+            reduce_only=lp.reduce_only if reduce_only is None else reduce_only,
+        )
+        record = self.journal.record_order_intent(
+            request, decision_no=decision_no, purpose=purpose, ts_ms=self.now_ms()
+        )
         if record.state == OrderState.REJECTED.value:
             raise LegFailed(lp.leg, f"order {cid} was rejected earlier (journal)")
         status = self._lookup(request, after_error=False)
@@ -232,44 +283,79 @@ class TwoLegExecutor:
             status = self._submit(request)
         status = self._wait_final(request, status)
         self.journal.record_order_status(status, ts_ms=self.now_ms())
-        self.log.write(self.now_ms(), "order.final", decision_no=decision_no, client_order_id=cid, leg=lp.leg.value,
-                       purpose=purpose, side=request.side.value, qty_base=str(qty), state=status.state.value,
-                       filled_qty_base=str(status.filled_qty_base),
-                       average_price_usd=None if status.average_price_usd is None else str(status.average_price_usd),
-                       fee_usd=str(status.fee_usd))
+        self.log.write(
+            self.now_ms(),
+            "order.final",
+            decision_no=decision_no,
+            client_order_id=cid,
+            leg=lp.leg.value,
+            purpose=purpose,
+            side=request.side.value,
+            qty_base=str(qty),
+            state=status.state.value,
+            filled_qty_base=str(status.filled_qty_base),
+            average_price_usd=None if status.average_price_usd is None else str(status.average_price_usd),
+            fee_usd=str(status.fee_usd),
+        )
         if status.state is OrderState.REJECTED:
             raise LegFailed(lp.leg, f"order {cid} was rejected by the venue")
         return status.signed_filled_qty_base
 
     def _submit(self, request: OrderRequest) -> OrderStatus:
-        self.log.write(self.now_ms(), "order.submit", client_order_id=request.client_order_id, leg=request.leg.value,
-                       symbol=request.symbol, side=request.side.value, qty_base=str(request.qty_base),
-                       reduce_only=request.reduce_only)
+        self.log.write(
+            self.now_ms(),
+            "order.submit",
+            client_order_id=request.client_order_id,
+            leg=request.leg.value,
+            symbol=request.symbol,
+            side=request.side.value,
+            qty_base=str(request.qty_base),
+            reduce_only=request.reduce_only,
+        )
         try:
             return self.venue.create_order(request)
         except (OrderRejected, InsufficientFunds) as e:
             self.journal.set_order_state(request.client_order_id, OrderState.REJECTED.value, self.now_ms())
-            self.log.write(self.now_ms(), "order.rejected", level="warning", client_order_id=request.client_order_id,
-                           reason=str(e))
+            self.log.write(
+                self.now_ms(),
+                "order.rejected",
+                level="warning",
+                client_order_id=request.client_order_id,
+                reason=str(e),
+            )
             raise LegFailed(request.leg, str(e)) from e
         except VenueUnavailable as e:
             # Unknown outcome: the order may exist. Never blind-retry: look it up by client id.
             self.journal.set_order_state(request.client_order_id, "unknown", self.now_ms())
-            self.log.write(self.now_ms(), "order.outcome_unknown", level="warning",
-                           client_order_id=request.client_order_id, reason=str(e))
+            self.log.write(
+                self.now_ms(),
+                "order.outcome_unknown",
+                level="warning",
+                client_order_id=request.client_order_id,
+                reason=str(e),
+            )
             found = self._lookup(request, after_error=True)
             if found is not None:
                 return found
             # The venue positively said "no such order": sending the same client id again is safe.
-            self.log.write(self.now_ms(), "order.resubmit", level="warning", client_order_id=request.client_order_id,
-                           reason="the venue confirmed the timed-out order does not exist")
+            self.log.write(
+                self.now_ms(),
+                "order.resubmit",
+                level="warning",
+                client_order_id=request.client_order_id,
+                reason="the venue confirmed the timed-out order does not exist",
+            )
             try:
                 return self.venue.create_order(request)
             except (OrderRejected, InsufficientFunds) as e2:
-                self.journal.set_order_state(request.client_order_id, OrderState.REJECTED.value, self.now_ms())
+                self.journal.set_order_state(
+                    request.client_order_id, OrderState.REJECTED.value, self.now_ms()
+                )
                 raise LegFailed(request.leg, str(e2)) from e2
             except VenueUnavailable as e2:
-                raise OutcomeUnknown(f"order {request.client_order_id}: venue unavailable after re-send ({e2})") from e2
+                raise OutcomeUnknown(
+                    f"order {request.client_order_id}: venue unavailable after re-send ({e2})"
+                ) from e2
 
     def _lookup(self, request: OrderRequest, *, after_error: bool) -> OrderStatus | None:
         """Ask the venue for the order by client id; retry while the venue is unavailable."""
@@ -279,8 +365,10 @@ class TwoLegExecutor:
                 return self.venue.fetch_order_by_client_id(request.symbol, request.client_order_id)
             except VenueUnavailable as e:
                 if attempt == attempts - 1:
-                    raise OutcomeUnknown(f"order {request.client_order_id}: cannot tell whether it exists, the venue "
-                                         f"is unavailable ({e}); will look again next cycle") from e
+                    raise OutcomeUnknown(
+                        f"order {request.client_order_id}: cannot tell whether it exists, the venue "
+                        f"is unavailable ({e}); will look again next cycle"
+                    ) from e
                 self.sleep(self.limits.poll_interval_s * 2**attempt)
         return None  # pragma: no cover
 
@@ -290,12 +378,19 @@ class TwoLegExecutor:
             self.sleep(self.limits.poll_interval_s)
             status = self._lookup(request, after_error=False) or status
         if not status.is_final:
-            self.log.write(self.now_ms(), "order.cancel", level="warning", client_order_id=request.client_order_id,
-                           reason=f"not filled within {self.limits.leg_timeout_s:g} s; filled "
-                                  f"{status.filled_qty_base} of {status.qty_base}")
+            self.log.write(
+                self.now_ms(),
+                "order.cancel",
+                level="warning",
+                client_order_id=request.client_order_id,
+                reason=f"not filled within {self.limits.leg_timeout_s:g} s; filled "
+                f"{status.filled_qty_base} of {status.qty_base}",
+            )
             try:
                 self.venue.cancel_order(request.symbol, request.client_order_id)
             except VenueUnavailable as e:
-                raise OutcomeUnknown(f"order {request.client_order_id}: cancel failed, venue unavailable ({e})") from e
+                raise OutcomeUnknown(
+                    f"order {request.client_order_id}: cancel failed, venue unavailable ({e})"
+                ) from e
             status = self._lookup(request, after_error=False) or status
         return status

@@ -56,8 +56,9 @@ def bracket_table_for(spec: HedgeSpec) -> BracketTable:
     return bundled_bracket_table(spec.paper.data_symbol)
 
 
-def build_paper_venue(spec: HedgeSpec, *, crash_hook: Callable[[], None] | None = None,
-                      exchange: Any = None) -> PaperVenue:
+def build_paper_venue(
+    spec: HedgeSpec, *, crash_hook: Callable[[], None] | None = None, exchange: Any = None
+) -> PaperVenue:
     """Return the paper venue of a spec: replaying bundled ``paper.data_symbol`` history, or on live public prices.
 
     ``exchange``: a ccxt exchange object for ``paper.prices = "live"`` (default: a public one, no keys).
@@ -67,34 +68,56 @@ def build_paper_venue(spec: HedgeSpec, *, crash_hook: Callable[[], None] | None 
     from perphedge.data.bundled import load_bundled
 
     market = load_bundled(spec.paper.data_symbol, spec.paper.timeframe)
-    feed = ReplayFeed.from_frames(symbol=market.symbol, timeframe_ms=market.timeframe_ms, bars=market.bars,
-                                  funding=market.funding)
+    feed = ReplayFeed.from_frames(
+        symbol=market.symbol, timeframe_ms=market.timeframe_ms, bars=market.bars, funding=market.funding
+    )
     start_cursor = 0
     if spec.paper.start is not None:
         start_ms = int(parse_utc(spec.paper.start).timestamp() * 1000)
         start_cursor = feed.start_position(start_ms)
         if start_cursor >= feed.bar_count - 1:
-            raise ConfigError(f"is after the bundled history of {market.symbol}, which ends at bar "
-                              f"{int(feed.bar_open_ts_ms[-1])} ms; choose an earlier start", key_path="paper.start")
+            raise ConfigError(
+                f"is after the bundled history of {market.symbol}, which ends at bar "
+                f"{int(feed.bar_open_ts_ms[-1])} ms; choose an earlier start",
+                key_path="paper.start",
+            )
     p = spec.paper
     rules = [
-        MarketRules(symbol=spec.spot_symbol, amount_step_base=to_decimal(p.spot_amount_step),
-                    min_amount_base=to_decimal(p.spot_amount_step), min_notional_usd=to_decimal(p.min_notional_usd)),
-        MarketRules(symbol=spec.perp_symbol, amount_step_base=to_decimal(p.perp_amount_step),
-                    min_amount_base=to_decimal(p.perp_amount_step), min_notional_usd=to_decimal(p.min_notional_usd)),
+        MarketRules(
+            symbol=spec.spot_symbol,
+            amount_step_base=to_decimal(p.spot_amount_step),
+            min_amount_base=to_decimal(p.spot_amount_step),
+            min_notional_usd=to_decimal(p.min_notional_usd),
+        ),
+        MarketRules(
+            symbol=spec.perp_symbol,
+            amount_step_base=to_decimal(p.perp_amount_step),
+            min_amount_base=to_decimal(p.perp_amount_step),
+            min_notional_usd=to_decimal(p.min_notional_usd),
+        ),
     ]
     return PaperVenue(
-        feed=feed, state_path=paper_state_path(spec), spot_symbol=spec.spot_symbol, perp_symbol=spec.perp_symbol,
-        bracket_table=bracket_table_for(spec), rules=rules,
-        account=PaperAccount(spot_base=to_decimal(p.spot_base), spot_usd=to_decimal(p.spot_usd),
-                             futures_usd=to_decimal(p.futures_usd)),
+        feed=feed,
+        state_path=paper_state_path(spec),
+        spot_symbol=spec.spot_symbol,
+        perp_symbol=spec.perp_symbol,
+        bracket_table=bracket_table_for(spec),
+        rules=rules,
+        account=PaperAccount(
+            spot_base=to_decimal(p.spot_base),
+            spot_usd=to_decimal(p.spot_usd),
+            futures_usd=to_decimal(p.futures_usd),
+        ),
         start_cursor=start_cursor,
         fill_model=BacktestFillModel(fee_spot=p.fee_spot, fee_perp=p.fee_perp, slippage_bps=p.slippage_bps),
-        leverage=spec.leverage, crash_hook=crash_hook,
+        leverage=spec.leverage,
+        crash_hook=crash_hook,
     )
 
 
-def _build_live_paper_venue(spec: HedgeSpec, *, crash_hook: Callable[[], None] | None, exchange: Any) -> PaperVenue:
+def _build_live_paper_venue(
+    spec: HedgeSpec, *, crash_hook: Callable[[], None] | None, exchange: Any
+) -> PaperVenue:
     from perphedge.venues.ccxt_common import call_with_retries, create_exchange
     from perphedge.venues.ccxt_trading import LivePublicFeed, market_rules_from_ccxt
 
@@ -104,13 +127,23 @@ def _build_live_paper_venue(spec: HedgeSpec, *, crash_hook: Callable[[], None] |
     feed = LivePublicFeed(exchange, spot_symbol=spec.spot_symbol, perp_symbol=spec.perp_symbol)
     p = spec.paper
     return PaperVenue(
-        feed=feed, state_path=paper_state_path(spec), spot_symbol=spec.spot_symbol, perp_symbol=spec.perp_symbol,
+        feed=feed,
+        state_path=paper_state_path(spec),
+        spot_symbol=spec.spot_symbol,
+        perp_symbol=spec.perp_symbol,
         bracket_table=bracket_table_for(spec),
-        rules=[market_rules_from_ccxt(exchange, spec.spot_symbol), market_rules_from_ccxt(exchange, spec.perp_symbol)],
-        account=PaperAccount(spot_base=to_decimal(p.spot_base), spot_usd=to_decimal(p.spot_usd),
-                             futures_usd=to_decimal(p.futures_usd)),
+        rules=[
+            market_rules_from_ccxt(exchange, spec.spot_symbol),
+            market_rules_from_ccxt(exchange, spec.perp_symbol),
+        ],
+        account=PaperAccount(
+            spot_base=to_decimal(p.spot_base),
+            spot_usd=to_decimal(p.spot_usd),
+            futures_usd=to_decimal(p.futures_usd),
+        ),
         fill_model=BacktestFillModel(fee_spot=p.fee_spot, fee_perp=p.fee_perp, slippage_bps=p.slippage_bps),
-        leverage=spec.leverage, crash_hook=crash_hook,
+        leverage=spec.leverage,
+        crash_hook=crash_hook,
     )
 
 
@@ -129,19 +162,25 @@ def build_keeper(
     """Return a Keeper for ``spec`` on ``venue`` (a ReplayClock for a PaperVenue unless a clock is given)."""
     if clock is None:
         if not isinstance(venue, PaperVenue):
-            raise ConfigError("a live venue needs a wall clock; pass clock=WallClock(spec.keeper.cycle_seconds)")
+            raise ConfigError(
+                "a live venue needs a wall clock; pass clock=WallClock(spec.keeper.cycle_seconds)"
+            )
         if venue.feed.last_position() is None:  # paper on live prices: real time
-            clock = LivePaperClock(venue, spec.keeper.cycle_seconds, **({} if sleep is None else {"sleep": sleep}))
+            clock = LivePaperClock(
+                venue, spec.keeper.cycle_seconds, **({} if sleep is None else {"sleep": sleep})
+            )
         else:
             clock = ReplayClock(venue, speed=speed)
     kwargs = {} if sleep is None else {"sleep": sleep}
     return Keeper(
-        spec=spec, venue=venue,
+        spec=spec,
+        venue=venue,
         journal=journal or Journal.open(spec.keeper.journal_path),
         log=log or KeeperLog(spec.keeper.log_path, secrets=secrets),
         clock=clock,
         strategy=build_strategy(spec.strategy, **spec.strategy_options_dict),
-        bracket_table=bracket_table if bracket_table is not None
+        bracket_table=bracket_table
+        if bracket_table is not None
         else (venue.bracket_table if isinstance(venue, PaperVenue) else None),
         **kwargs,
     )

@@ -42,21 +42,41 @@ from perphedge.venues.port import (
     to_decimal,
 )
 
-REQUIRED_METHODS = ["createOrder", "fetchOrder", "cancelOrder", "fetchBalance", "fetchPositions",
-                    "fetchFundingHistory", "fetchFundingRateHistory", "fetchTicker", "fetchOHLCV", "transfer"]
+REQUIRED_METHODS = [
+    "createOrder",
+    "fetchOrder",
+    "cancelOrder",
+    "fetchBalance",
+    "fetchPositions",
+    "fetchFundingHistory",
+    "fetchFundingRateHistory",
+    "fetchTicker",
+    "fetchOHLCV",
+    "transfer",
+]
 _CLIENT_ID_PARAM = {"binance": "origClientOrderId", "bybit": "orderLinkId", "okx": "clOrdId"}
-_STATES = {"open": OrderState.OPEN, "closed": OrderState.CLOSED, "canceled": OrderState.CANCELED,
-           "cancelled": OrderState.CANCELED, "expired": OrderState.CANCELED, "rejected": OrderState.REJECTED}
+_STATES = {
+    "open": OrderState.OPEN,
+    "closed": OrderState.CLOSED,
+    "canceled": OrderState.CANCELED,
+    "cancelled": OrderState.CANCELED,
+    "expired": OrderState.CANCELED,
+    "rejected": OrderState.REJECTED,
+}
 
 
 def _dec(value: Any) -> Decimal | None:
-    return None if value is None else to_decimal(value if not isinstance(value, int | float) else float(value))
+    return (
+        None if value is None else to_decimal(value if not isinstance(value, int | float) else float(value))
+    )
 
 
 class CcxtVenue:
     """``TradingVenue`` over a ccxt exchange object (synchronous API)."""
 
-    def __init__(self, exchange: Any, *, spot_symbol: str, perp_symbol: str, check_capabilities: bool = True) -> None:
+    def __init__(
+        self, exchange: Any, *, spot_symbol: str, perp_symbol: str, check_capabilities: bool = True
+    ) -> None:
         self.exchange = exchange
         self.name = exchange.id
         self.spot_symbol = spot_symbol
@@ -65,7 +85,9 @@ class CcxtVenue:
             require_capabilities(exchange, REQUIRED_METHODS)
 
     @classmethod
-    def connect(cls, exchange_id: str, *, credentials: Credentials, spot_symbol: str, perp_symbol: str) -> CcxtVenue:
+    def connect(
+        cls, exchange_id: str, *, credentials: Credentials, spot_symbol: str, perp_symbol: str
+    ) -> CcxtVenue:
         """Create the exchange with credentials, load its markets and check the symbols exist."""
         exchange = create_exchange(exchange_id, credentials=credentials)
         call_with_retries(exchange.load_markets, exchange_id=exchange_id, action="load markets")
@@ -90,11 +112,17 @@ class CcxtVenue:
         mark = rate.get("markPrice") or perp.get("markPrice") or perp["last"]
         stamps = [t for t in (spot.get("timestamp"), perp.get("timestamp")) if t]
         if not stamps:
-            raise VenueError("tickers carry no timestamp; cannot tell whether prices are fresh", exchange=self.name)
-        return Quote(ts_ms=int(min(stamps)), spot_price_usd=to_decimal(float(spot["last"])),
-                     perp_price_usd=to_decimal(float(perp["last"])), mark_price_usd=to_decimal(float(mark)),
-                     funding_rate_per_interval=rate.get("fundingRate"),
-                     next_funding_ts_ms=rate.get("nextFundingTimestamp") or rate.get("fundingTimestamp"))
+            raise VenueError(
+                "tickers carry no timestamp; cannot tell whether prices are fresh", exchange=self.name
+            )
+        return Quote(
+            ts_ms=int(min(stamps)),
+            spot_price_usd=to_decimal(float(spot["last"])),
+            perp_price_usd=to_decimal(float(perp["last"])),
+            mark_price_usd=to_decimal(float(mark)),
+            funding_rate_per_interval=rate.get("fundingRate"),
+            next_funding_ts_ms=rate.get("nextFundingTimestamp") or rate.get("fundingTimestamp"),
+        )
 
     def fetch_balances(self, spot_symbol: str, perp_symbol: str) -> Balances:
         spot_market = resolve_market(self.exchange, spot_symbol)
@@ -103,9 +131,11 @@ class CcxtVenue:
         futures = self._read("fetch futures balance", lambda: self.exchange.fetch_balance({"type": "swap"}))
         total_spot = spot.get("total") or {}
         total_futures = futures.get("total") or {}
-        return Balances(spot_base=to_decimal(float(total_spot.get(spot_market["base"]) or 0)),
-                        spot_usd=to_decimal(float(total_spot.get(spot_market["quote"]) or 0)),
-                        futures_wallet_usd=to_decimal(float(total_futures.get(perp_market["settle"]) or 0)))
+        return Balances(
+            spot_base=to_decimal(float(total_spot.get(spot_market["base"]) or 0)),
+            spot_usd=to_decimal(float(total_spot.get(spot_market["quote"]) or 0)),
+            futures_wallet_usd=to_decimal(float(total_futures.get(perp_market["settle"]) or 0)),
+        )
 
     def fetch_perp_position(self, perp_symbol: str) -> PerpPosition | None:
         positions = self._read("fetch positions", lambda: self.exchange.fetch_positions([perp_symbol]))
@@ -115,35 +145,55 @@ class CcxtVenue:
             qty = to_decimal(float(p["contracts"]) * float(p.get("contractSize") or 1))
             signed = -qty if p.get("side") == "short" else qty
             return PerpPosition(
-                symbol=perp_symbol, signed_qty_base=signed, entry_price_usd=to_decimal(float(p["entryPrice"])),
+                symbol=perp_symbol,
+                signed_qty_base=signed,
+                entry_price_usd=to_decimal(float(p["entryPrice"])),
                 mark_price_usd=to_decimal(float(p["markPrice"])),
                 unrealized_pnl_usd=to_decimal(float(p.get("unrealizedPnl") or 0)),
                 maintenance_margin_usd=_dec(p.get("maintenanceMargin")),
                 liquidation_price_usd=_dec(p.get("liquidationPrice")),
-                leverage=p.get("leverage"), margin_mode=p.get("marginMode"),
+                leverage=p.get("leverage"),
+                margin_mode=p.get("marginMode"),
             )
         return None
 
     def fetch_funding_history(self, perp_symbol: str, since_ts_ms: int) -> list[FundingPayment]:
-        rows = self._read("fetch funding history",
-                          lambda: self.exchange.fetch_funding_history(perp_symbol, since_ts_ms))
-        payments = [FundingPayment(symbol=perp_symbol, settle_ts_ms=int(r["timestamp"]),
-                                   amount_usd=to_decimal(float(r["amount"])), payment_id=r.get("id"))
-                    for r in rows if r.get("timestamp") is not None and r["timestamp"] >= since_ts_ms]
+        rows = self._read(
+            "fetch funding history", lambda: self.exchange.fetch_funding_history(perp_symbol, since_ts_ms)
+        )
+        payments = [
+            FundingPayment(
+                symbol=perp_symbol,
+                settle_ts_ms=int(r["timestamp"]),
+                amount_usd=to_decimal(float(r["amount"])),
+                payment_id=r.get("id"),
+            )
+            for r in rows
+            if r.get("timestamp") is not None and r["timestamp"] >= since_ts_ms
+        ]
         return sorted(payments, key=lambda p: p.settle_ts_ms)
 
     def fetch_funding_rates(self, perp_symbol: str, since_ts_ms: int) -> list[FundingRateEvent]:
-        rows = self._read("fetch funding rate history",
-                          lambda: self.exchange.fetch_funding_rate_history(perp_symbol, since_ts_ms))
+        rows = self._read(
+            "fetch funding rate history",
+            lambda: self.exchange.fetch_funding_rate_history(perp_symbol, since_ts_ms),
+        )
         events = []
         for r in rows:
             mark = (r.get("info") or {}).get("markPrice")
-            events.append(FundingRateEvent(settle_ts_ms=int(r["timestamp"]), rate_per_interval=float(r["fundingRate"]),
-                                           mark_price_usd=float(mark) if mark not in (None, "") else None))
+            events.append(
+                FundingRateEvent(
+                    settle_ts_ms=int(r["timestamp"]),
+                    rate_per_interval=float(r["fundingRate"]),
+                    mark_price_usd=float(mark) if mark not in (None, "") else None,
+                )
+            )
         return sorted(events, key=lambda e: e.settle_ts_ms)
 
     def fetch_spot_closes(self, spot_symbol: str, limit: int) -> list[tuple[int, float]]:
-        bars = self._read("fetch spot bars", lambda: self.exchange.fetch_ohlcv(spot_symbol, "1h", limit=limit))
+        bars = self._read(
+            "fetch spot bars", lambda: self.exchange.fetch_ohlcv(spot_symbol, "1h", limit=limit)
+        )
         return [(int(b[0]), float(b[4])) for b in bars[:-1]]  # the last bar is still forming
 
     # -- orders ----------------------------------------------------------------------------------
@@ -151,7 +201,9 @@ class CcxtVenue:
     def create_order(self, request: OrderRequest) -> OrderStatus:
         """Place a market order once (never retried here); VenueUnavailable means the outcome is unknown."""
         rules = self.market_rules(request.symbol)
-        with translate_ccxt_errors(self.name, f"order {request.client_order_id} amount"):  # below precision → rejected
+        with translate_ccxt_errors(
+            self.name, f"order {request.client_order_id} amount"
+        ):  # below precision → rejected
             amount = self.exchange.amount_to_precision(request.symbol, float(request.qty_base))
         ticker_price = self._read("fetch ticker", lambda: self.exchange.fetch_ticker(request.symbol))["last"]
         require_tradeable(rules, Decimal(amount), to_decimal(float(ticker_price)))
@@ -159,7 +211,9 @@ class CcxtVenue:
         if request.reduce_only:
             params["reduceOnly"] = True
         with translate_ccxt_errors(self.name, f"create order {request.client_order_id}"):
-            order = self.exchange.create_order(request.symbol, "market", request.side.value, float(amount), None, params)
+            order = self.exchange.create_order(
+                request.symbol, "market", request.side.value, float(amount), None, params
+            )
         return self._status(order, request.client_order_id, request.symbol, request.side, Decimal(amount))
 
     def fetch_order_by_client_id(self, symbol: str, client_order_id: ClientOrderId) -> OrderStatus | None:
@@ -179,8 +233,9 @@ class CcxtVenue:
         order = self._read(f"fetch order {client_order_id}", lookup)
         if order is None:
             return None
-        return self._status(order, client_order_id, symbol, OrderSide(order["side"]) if order.get("side") else None,
-                            None)
+        return self._status(
+            order, client_order_id, symbol, OrderSide(order["side"]) if order.get("side") else None, None
+        )
 
     def cancel_order(self, symbol: str, client_order_id: ClientOrderId) -> None:
         status = self.fetch_order_by_client_id(symbol, client_order_id)
@@ -198,8 +253,14 @@ class CcxtVenue:
     def has_transfer(self, transfer_id: str) -> bool | None:
         return None  # exchanges do not take our transfer ids; the keeper treats this as "cannot tell"
 
-    def _status(self, order: dict[str, Any], cid: ClientOrderId, symbol: str, side: OrderSide | None,
-                amount: Decimal | None) -> OrderStatus:
+    def _status(
+        self,
+        order: dict[str, Any],
+        cid: ClientOrderId,
+        symbol: str,
+        side: OrderSide | None,
+        amount: Decimal | None,
+    ) -> OrderStatus:
         fee = Decimal(0)
         for f in order.get("fees") or ([order["fee"]] if order.get("fee") else []):
             if f and f.get("cost") is not None:
@@ -208,9 +269,15 @@ class CcxtVenue:
         filled = _dec(order.get("filled")) or Decimal(0)
         state = _STATES.get(order.get("status") or "open", OrderState.OPEN)
         return OrderStatus(
-            client_order_id=cid, exchange_order_id=order.get("id"), symbol=symbol,
-            side=side or OrderSide(order.get("side") or "buy"), state=state, qty_base=qty, filled_qty_base=filled,
-            average_price_usd=_dec(order.get("average")), fee_usd=fee,
+            client_order_id=cid,
+            exchange_order_id=order.get("id"),
+            symbol=symbol,
+            side=side or OrderSide(order.get("side") or "buy"),
+            state=state,
+            qty_base=qty,
+            filled_qty_base=filled,
+            average_price_usd=_dec(order.get("average")),
+            fee_usd=fee,
         )
 
 
@@ -222,9 +289,12 @@ def market_rules_from_ccxt(exchange: Any, symbol: str) -> MarketRules:
     min_amount = (limits.get("amount") or {}).get("min") or step
     min_cost = (limits.get("cost") or {}).get("min") or 0
     contract_size = market.get("contractSize") or 1
-    return MarketRules(symbol=market["symbol"], amount_step_base=to_decimal(float(step) * float(contract_size)),
-                       min_amount_base=to_decimal(float(min_amount) * float(contract_size)),
-                       min_notional_usd=to_decimal(float(min_cost)))
+    return MarketRules(
+        symbol=market["symbol"],
+        amount_step_base=to_decimal(float(step) * float(contract_size)),
+        min_amount_base=to_decimal(float(min_amount) * float(contract_size)),
+        min_notional_usd=to_decimal(float(min_cost)),
+    )
 
 
 class LivePublicFeed:
@@ -253,13 +323,21 @@ class LivePublicFeed:
     def _poll(self, position: int) -> tuple[int, float, float, int | None]:
         if position != self._position:
             ticker = self._read("fetch spot ticker", lambda: self.exchange.fetch_ticker(self.spot_symbol))
-            rate = self._read("fetch funding rate", lambda: self.exchange.fetch_funding_rate(self.perp_symbol))
+            rate = self._read(
+                "fetch funding rate", lambda: self.exchange.fetch_funding_rate(self.perp_symbol)
+            )
             stamps = [t for t in (ticker.get("timestamp"), rate.get("timestamp")) if t]
             if not stamps or ticker.get("last") is None or rate.get("markPrice") is None:
-                raise VenueError("public prices came without a timestamp, last or mark price; cannot use them",
-                                 exchange=self.exchange.id)
-            self._snapshot = (int(min(stamps)), float(ticker["last"]), float(rate["markPrice"]),
-                              rate.get("nextFundingTimestamp") or rate.get("fundingTimestamp"))
+                raise VenueError(
+                    "public prices came without a timestamp, last or mark price; cannot use them",
+                    exchange=self.exchange.id,
+                )
+            self._snapshot = (
+                int(min(stamps)),
+                float(ticker["last"]),
+                float(rate["markPrice"]),
+                rate.get("nextFundingTimestamp") or rate.get("fundingTimestamp"),
+            )
             self._position = position
         return self._snapshot
 
@@ -277,20 +355,28 @@ class LivePublicFeed:
         return self._poll(position)[3]
 
     def settled_rates(self, since_ts_ms: int, until_ts_ms: int) -> list[FundingRateEvent]:
-        rows = self._read("fetch funding rate history",
-                          lambda: self.exchange.fetch_funding_rate_history(self.perp_symbol, since_ts_ms))
+        rows = self._read(
+            "fetch funding rate history",
+            lambda: self.exchange.fetch_funding_rate_history(self.perp_symbol, since_ts_ms),
+        )
         events = []
         for r in rows:
             if since_ts_ms <= r["timestamp"] <= until_ts_ms:
                 mark = (r.get("info") or {}).get("markPrice")
-                events.append(FundingRateEvent(settle_ts_ms=int(r["timestamp"]),
-                                               rate_per_interval=float(r["fundingRate"]),
-                                               mark_price_usd=float(mark) if mark not in (None, "") else None))
+                events.append(
+                    FundingRateEvent(
+                        settle_ts_ms=int(r["timestamp"]),
+                        rate_per_interval=float(r["fundingRate"]),
+                        mark_price_usd=float(mark) if mark not in (None, "") else None,
+                    )
+                )
         return sorted(events, key=lambda e: e.settle_ts_ms)
 
     def spot_closes(self, position: int, limit: int) -> list[tuple[int, float]]:
-        bars = self._read("fetch spot bars",
-                          lambda: self.exchange.fetch_ohlcv(self.spot_symbol, self.timeframe, limit=limit + 1))
+        bars = self._read(
+            "fetch spot bars",
+            lambda: self.exchange.fetch_ohlcv(self.spot_symbol, self.timeframe, limit=limit + 1),
+        )
         return [(int(b[0]), float(b[4])) for b in bars[:-1]]
 
 

@@ -103,7 +103,6 @@ class PriceFeed(Protocol):
         ...
 
 
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplayFeed:
     """Real price bars and funding settlements to replay, as numpy arrays (oldest first).
@@ -160,7 +159,11 @@ class ReplayFeed:
         return self.close_ts_ms(position)
 
     def prices(self, position: int) -> tuple[float, float, float]:
-        return float(self.spot_close[position]), float(self.perp_close[position]), float(self.mark_close[position])
+        return (
+            float(self.spot_close[position]),
+            float(self.perp_close[position]),
+            float(self.mark_close[position]),
+        )
 
     def next_settlement_ts_ms(self, position: int) -> int | None:
         nxt = int(np.searchsorted(self.settle_ts_ms, self.time_ms(position), side="right"))
@@ -170,8 +173,14 @@ class ReplayFeed:
         lo = int(np.searchsorted(self.settle_ts_ms, since_ts_ms, side="left"))
         hi = int(np.searchsorted(self.settle_ts_ms, until_ts_ms, side="right"))
         rates = self.rate_per_interval
-        return [FundingRateEvent(settle_ts_ms=int(self.settle_ts_ms[i]), rate_per_interval=float(rates[i]),
-                                 mark_price_usd=self.mark_at_settlement(i)) for i in range(lo, hi)]
+        return [
+            FundingRateEvent(
+                settle_ts_ms=int(self.settle_ts_ms[i]),
+                rate_per_interval=float(rates[i]),
+                mark_price_usd=self.mark_at_settlement(i),
+            )
+            for i in range(lo, hi)
+        ]
 
     def spot_closes(self, position: int, limit: int) -> list[tuple[int, float]]:
         start = max(0, position + 1 - limit)
@@ -350,7 +359,9 @@ class PaperVenue:
 
     def _take_fault(self, kind: FaultKind, leg: Leg | None = None) -> dict[str, Any] | None:
         for record in self._s.faults:
-            if record["kind"] == kind.value and (record["leg"] is None or leg is None or record["leg"] == leg.value):
+            if record["kind"] == kind.value and (
+                record["leg"] is None or leg is None or record["leg"] == leg.value
+            ):
                 if record.get("skip_calls", 0) > 0:
                     record["skip_calls"] -= 1
                     self._save()
@@ -364,7 +375,9 @@ class PaperVenue:
 
     def _gate(self, action: str) -> None:
         if self._take_fault(FaultKind.UNAVAILABLE) is not None:
-            raise VenueUnavailable(f"{action}: paper exchange unavailable (injected fault)", exchange=self.name)
+            raise VenueUnavailable(
+                f"{action}: paper exchange unavailable (injected fault)", exchange=self.name
+            )
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -372,7 +385,9 @@ class PaperVenue:
         try:
             return self._rules[symbol]
         except KeyError:
-            raise InputError(f"paper venue has no market rules for {symbol!r}; it has {sorted(self._rules)}") from None
+            raise InputError(
+                f"paper venue has no market rules for {symbol!r}; it has {sorted(self._rules)}"
+            ) from None
 
     def _prices(self) -> tuple[Decimal, Decimal, Decimal]:
         factor = Decimal(self._s.price_factor)
@@ -384,13 +399,22 @@ class PaperVenue:
         spot, perp, mark = self._prices()
         now = self.now_ms()
         next_ts = self.feed.next_settlement_ts_ms(self._s.cursor)
-        return Quote(ts_ms=now, spot_price_usd=spot, perp_price_usd=perp, mark_price_usd=mark,
-                     funding_rate_per_interval=None, next_funding_ts_ms=next_ts)
+        return Quote(
+            ts_ms=now,
+            spot_price_usd=spot,
+            perp_price_usd=perp,
+            mark_price_usd=mark,
+            funding_rate_per_interval=None,
+            next_funding_ts_ms=next_ts,
+        )
 
     def fetch_balances(self, spot_symbol: str, perp_symbol: str) -> Balances:
         self._gate("fetch balances")
-        return Balances(spot_base=Decimal(self._s.spot_base), spot_usd=Decimal(self._s.spot_usd),
-                        futures_wallet_usd=Decimal(self._s.futures_usd))
+        return Balances(
+            spot_base=Decimal(self._s.spot_base),
+            spot_usd=Decimal(self._s.spot_usd),
+            futures_wallet_usd=Decimal(self._s.futures_usd),
+        )
 
     def fetch_perp_position(self, perp_symbol: str) -> PerpPosition | None:
         self._gate("fetch positions")
@@ -416,7 +440,9 @@ class PaperVenue:
     def fetch_funding_history(self, perp_symbol: str, since_ts_ms: int) -> list[FundingPayment]:
         self._gate("fetch funding history")
         return [
-            FundingPayment(symbol=perp_symbol, settle_ts_ms=ts, amount_usd=Decimal(amount), payment_id=f"paper-{ts}")
+            FundingPayment(
+                symbol=perp_symbol, settle_ts_ms=ts, amount_usd=Decimal(amount), payment_id=f"paper-{ts}"
+            )
             for ts, amount in self._s.funding
             if ts >= since_ts_ms
         ]
@@ -435,14 +461,20 @@ class PaperVenue:
     def create_order(self, request: OrderRequest) -> OrderStatus:
         self._gate("create order")
         if request.client_order_id in self._s.orders:
-            raise OrderRejected(f"client order id {request.client_order_id} is duplicated", exchange=self.name)
+            raise OrderRejected(
+                f"client order id {request.client_order_id} is duplicated", exchange=self.name
+            )
         if self._take_fault(FaultKind.REJECT, request.leg) is not None:
-            raise OrderRejected(f"{request.symbol} {request.side} {request.qty_base}: rejected (injected fault)",
-                                exchange=self.name)
+            raise OrderRejected(
+                f"{request.symbol} {request.side} {request.qty_base}: rejected (injected fault)",
+                exchange=self.name,
+            )
         rules = self.market_rules(request.symbol)
         if rules.round_amount(request.qty_base) != request.qty_base:
-            raise OrderRejected(f"quantity {request.qty_base} is not a multiple of the step {rules.amount_step_base}",
-                                exchange=self.name)
+            raise OrderRejected(
+                f"quantity {request.qty_base} is not a multiple of the step {rules.amount_step_base}",
+                exchange=self.name,
+            )
         spot, perp, _ = self._prices()
         reason = rules.check_tradeable(request.qty_base, spot if request.leg is Leg.SPOT else perp)
         if reason:
@@ -456,34 +488,50 @@ class PaperVenue:
         if self._take_fault(FaultKind.CRASH_AFTER_SUBMIT, request.leg) is not None:
             self.crash_hook()
         if self._take_fault(FaultKind.TIMEOUT_AFTER_SUBMIT, request.leg) is not None:
-            raise VenueUnavailable(f"create order {request.client_order_id}: request timed out (injected fault)",
-                                   exchange=self.name)
+            raise VenueUnavailable(
+                f"create order {request.client_order_id}: request timed out (injected fault)",
+                exchange=self.name,
+            )
         return status
 
     def _fill(self, request: OrderRequest, fill_qty: Decimal) -> OrderStatus:
         spot, perp, _ = self._prices()
         reference = spot if request.leg is Leg.SPOT else perp
-        price = self.fill_model.fill_price_usd(leg=request.leg, side=request.side, reference_price_usd=reference)
+        price = self.fill_model.fill_price_usd(
+            leg=request.leg, side=request.side, reference_price_usd=reference
+        )
         fee = self.fill_model.fee_usd(leg=request.leg, notional_usd=fill_qty * price)
         signed = fill_qty if request.side is OrderSide.BUY else -fill_qty
         if request.leg is Leg.SPOT:
             new_usd = Decimal(self._s.spot_usd) - signed * price - fee
             new_base = Decimal(self._s.spot_base) + signed
             if new_usd < 0:
-                raise InsufficientFunds(f"spot buy needs {signed * price + fee:.2f} USD; the spot wallet has "
-                                        f"{self._s.spot_usd}", exchange=self.name)
+                raise InsufficientFunds(
+                    f"spot buy needs {signed * price + fee:.2f} USD; the spot wallet has {self._s.spot_usd}",
+                    exchange=self.name,
+                )
             if new_base < 0:
-                raise InsufficientFunds(f"spot sell of {fill_qty} exceeds the {self._s.spot_base} coins held "
-                                        "(paper has no margin borrow)", exchange=self.name)
+                raise InsufficientFunds(
+                    f"spot sell of {fill_qty} exceeds the {self._s.spot_base} coins held "
+                    "(paper has no margin borrow)",
+                    exchange=self.name,
+                )
             self._s.spot_usd, self._s.spot_base = str(new_usd), str(new_base)
         else:
             self._apply_perp_fill(signed, price, fee, reduce_only=request.reduce_only)
         state = OrderState.CLOSED if fill_qty == request.qty_base else OrderState.OPEN
         record = {
-            "client_order_id": request.client_order_id, "exchange_order_id": f"paper{len(self._s.orders) + 1}",
-            "leg": request.leg.value, "symbol": request.symbol, "side": request.side.value, "state": state.value,
-            "qty_base": str(request.qty_base), "filled_qty_base": str(fill_qty), "average_price_usd": str(price),
-            "fee_usd": str(fee), "ts_ms": self.now_ms(),
+            "client_order_id": request.client_order_id,
+            "exchange_order_id": f"paper{len(self._s.orders) + 1}",
+            "leg": request.leg.value,
+            "symbol": request.symbol,
+            "side": request.side.value,
+            "state": state.value,
+            "qty_base": str(request.qty_base),
+            "filled_qty_base": str(fill_qty),
+            "average_price_usd": str(price),
+            "fee_usd": str(fee),
+            "ts_ms": self.now_ms(),
         }
         self._s.orders[request.client_order_id] = record
         return _status_from_record(record)
@@ -492,7 +540,9 @@ class PaperVenue:
         qty, entry = Decimal(self._s.perp_qty), Decimal(self._s.perp_entry)
         wallet = Decimal(self._s.futures_usd) - fee
         if reduce_only and (qty == 0 or (qty > 0) == (signed > 0) or abs(signed) > abs(qty)):
-            raise OrderRejected(f"reduce-only order of {signed} would not reduce the position {qty}", exchange=self.name)
+            raise OrderRejected(
+                f"reduce-only order of {signed} would not reduce the position {qty}", exchange=self.name
+            )
         if qty == 0 or (qty > 0) == (signed > 0):
             new_qty = qty + signed
             entry = (abs(qty) * entry + abs(signed) * price) / abs(new_qty)
@@ -507,8 +557,11 @@ class PaperVenue:
         _, _, mark = self._prices()
         required = abs(new_qty) * mark / to_decimal(self.leverage)
         if abs(new_qty) > abs(qty) and wallet + new_qty * (mark - entry) < required:
-            raise InsufficientFunds(f"perp order needs {required:.2f} USD initial margin at {self.leverage:g}x; the "
-                                    f"futures wallet has {wallet:.2f}", exchange=self.name)
+            raise InsufficientFunds(
+                f"perp order needs {required:.2f} USD initial margin at {self.leverage:g}x; the "
+                f"futures wallet has {wallet:.2f}",
+                exchange=self.name,
+            )
         self._s.perp_qty, self._s.perp_entry, self._s.futures_usd = str(new_qty), str(entry), str(wallet)
 
     def fetch_order_by_client_id(self, symbol: str, client_order_id: ClientOrderId) -> OrderStatus | None:
@@ -537,11 +590,18 @@ class PaperVenue:
         target = "futures_usd" if to_futures else "spot_usd"
         available = Decimal(getattr(self._s, source))
         if available < amount_usd:
-            raise InsufficientFunds(f"transfer of {amount_usd} USD needs more than the {available} USD in the "
-                                    f"{'spot' if to_futures else 'futures'} wallet", exchange=self.name)
+            raise InsufficientFunds(
+                f"transfer of {amount_usd} USD needs more than the {available} USD in the "
+                f"{'spot' if to_futures else 'futures'} wallet",
+                exchange=self.name,
+            )
         setattr(self._s, source, str(available - amount_usd))
         setattr(self._s, target, str(Decimal(getattr(self._s, target)) + amount_usd))
-        self._s.transfers[transfer_id] = {"amount_usd": str(amount_usd), "to_futures": to_futures, "ts_ms": self.now_ms()}
+        self._s.transfers[transfer_id] = {
+            "amount_usd": str(amount_usd),
+            "to_futures": to_futures,
+            "ts_ms": self.now_ms(),
+        }
         self._save()
 
     def has_transfer(self, transfer_id: str) -> bool | None:
@@ -559,8 +619,11 @@ class PaperVenue:
         if qty == 0:
             return None
         lp = liquidation_price_linear(
-            side=1 if qty > 0 else -1, qty_base=float(abs(qty)), entry_price=float(Decimal(self._s.perp_entry)),
-            wallet_balance_usd=float(Decimal(self._s.futures_usd)), table=self.bracket_table,
+            side=1 if qty > 0 else -1,
+            qty_base=float(abs(qty)),
+            entry_price=float(Decimal(self._s.perp_entry)),
+            wallet_balance_usd=float(Decimal(self._s.futures_usd)),
+            table=self.bracket_table,
         )
         return None if lp is None else to_decimal(round(lp, 8))
 
@@ -589,12 +652,15 @@ class PaperVenue:
             fee = abs(qty) * lp * self.liquidation_fee
             wallet = Decimal(self._s.futures_usd) + realised - fee
             self._s.futures_usd = str(max(wallet, Decimal(0)))
-            self._s.liquidations.append({"ts_ms": self.now_ms(), "qty_base": str(qty), "price_usd": str(lp),
-                                         "fee_usd": str(fee)})
+            self._s.liquidations.append(
+                {"ts_ms": self.now_ms(), "qty_base": str(qty), "price_usd": str(lp), "fee_usd": str(fee)}
+            )
             self._s.perp_qty, self._s.perp_entry = "0", "0"
 
     def _save(self) -> None:
-        _write_json_atomic(self.state_path, {name: getattr(self._s, name) for name in _State.__dataclass_fields__})
+        _write_json_atomic(
+            self.state_path, {name: getattr(self._s, name) for name in _State.__dataclass_fields__}
+        )
 
 
 def _raise_simulated_crash() -> None:
@@ -619,11 +685,16 @@ def _load_state(path: Path) -> _State:
     try:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise VenueError(f"paper exchange state {path} cannot be read ({e}); delete it to start a new paper account",
-                         exchange="paper") from e
+        raise VenueError(
+            f"paper exchange state {path} cannot be read ({e}); delete it to start a new paper account",
+            exchange="paper",
+        ) from e
     if raw.get("version") != STATE_VERSION:
-        raise VenueError(f"paper exchange state {path} has version {raw.get('version')!r}, expected {STATE_VERSION}; "
-                         "delete it to start a new paper account", exchange="paper")
+        raise VenueError(
+            f"paper exchange state {path} has version {raw.get('version')!r}, expected {STATE_VERSION}; "
+            "delete it to start a new paper account",
+            exchange="paper",
+        )
     return _State(**raw)
 
 

@@ -164,7 +164,9 @@ class OrderRequest:
                 f"client order id must be 1..{CLIENT_ORDER_ID_MAX_LEN} alphanumerics; it was {cid!r}"
             )
         if self.qty_base <= 0:
-            raise InputError(f"order quantity must be > 0 (the side gives the direction); it was {self.qty_base}")
+            raise InputError(
+                f"order quantity must be > 0 (the side gives the direction); it was {self.qty_base}"
+            )
 
     @property
     def signed_qty_base(self) -> Decimal:
