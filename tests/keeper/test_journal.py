@@ -102,3 +102,16 @@ def test_funding_is_unique_per_settlement_and_moves_the_watermark(tmp_path: Path
     assert journal.record_funding(pays, symbol="BTC/USDT:USDT", ts_ms=2) == 0
     assert journal.funding_watermark_ts_ms("BTC/USDT:USDT") == 200
     assert journal.totals()["funding_received_usd"] == Decimal("3.0")
+
+
+def test_only_one_keeper_may_hold_a_journal(tmp_path: Path) -> None:
+    from perphedge.errors import InputError
+
+    first = Journal.open(tmp_path / "j.sqlite")
+    first.acquire_run_lock()
+    second = Journal.open(tmp_path / "j.sqlite")
+    with pytest.raises(InputError, match="another keeper"):
+        second.acquire_run_lock()
+    first.close()
+    second.acquire_run_lock()  # released when the holder closes (or dies)
+    second.close()

@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from perphedge.errors import ConfigError
+from perphedge.errors import ConfigError, InputError
 from perphedge.venues.port import ClientOrderId, FundingPayment, Leg, OrderRequest, OrderState, OrderStatus
 
 SCHEMA_VERSION = 1
@@ -148,6 +148,7 @@ class Journal:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self._lock: Any = None
 
     @classmethod
     def open(cls, path: Path) -> Journal:
@@ -191,7 +192,36 @@ class Journal:
                 )
         return cls(conn, path)
 
+    @property
+    def holds_run_lock(self) -> bool:
+        return self._lock is not None
+
+    def acquire_run_lock(self) -> None:
+        """Take an exclusive lock on ``<journal>.lock`` so only one keeper runs a hedge at a time.
+
+        The operating system releases it when the process ends, however it ends (a kill included).
+
+        Raises:
+            InputError: another process holds the lock.
+        """
+        import fcntl
+
+        handle = open(self.path.with_name(self.path.name + ".lock"), "a+")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise InputError(
+                f"another keeper is running this hedge (journal {self.path} is locked); stop it "
+                "first: two keepers on one hedge would trade twice"
+            ) from None
+        self._lock = handle
+
     def close(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.close()
+            self._lock = None
         self._conn.close()
 
     @contextmanager

@@ -120,6 +120,8 @@ class Keeper:
 
         ``on_cycle`` is called after every cycle (the CLI's progress bar).
         """
+        if not self.journal.holds_run_lock:
+            self.journal.acquire_run_lock()
         halted = self.journal.get_meta("halted")
         if halted:
             raise KeeperHalted(
