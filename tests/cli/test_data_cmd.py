@@ -47,6 +47,19 @@ def test_data_list_table_names_the_columns(tmp_path: Path) -> None:
     assert "BTCUSDT" in result.stdout and "bundled" in result.stdout and "settlements" in result.stdout
 
 
+def test_data_list_table_keeps_one_line_per_data_set_at_80_columns(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["data", "list", "--data-dir", str(tmp_path)], catch_exceptions=False, env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = [line.split() for line in lines if line.strip().startswith("binance")]
+    assert len(rows) == 18  # every bundled data set, each whole on its own line
+    assert ["binance", "BTCUSDT", "8h", "2020-01-01", "2026-02-24", "6,740", "6,740", "bundled"] in rows
+    assert ["binance", "SOLUSDT", "1h", "2020-09-14", "2026-02-24", "47,606", "6,044", "bundled"] in rows
+
+
 def test_data_show_json_matches_an_independent_pandas_computation(tmp_path: Path) -> None:
     payload = invoke("data", "show", "BTCUSDT", "--json", "--data-dir", str(tmp_path))
     raw = pd.read_parquet(market_dir() / "binance" / "8h" / "BTCUSDT.funding.parquet")

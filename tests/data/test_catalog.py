@@ -44,8 +44,18 @@ def test_window_accepts_datetimes_and_refuses_naive_ones() -> None:
 def test_empty_or_reversed_window_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="must be after start"):
         load_market("BTCUSDT", data_dir=tmp_path, start="2024-01-01", end="2023-01-01")
-    with pytest.raises(InputError, match=r"no BTCUSDT 8h bars between .* the data covers 2020-01-01"):
+    with pytest.raises(
+        InputError,
+        match=r"no BTCUSDT 8h bars open from 2030-01-01T00:00:00\+00:00; the data covers 2020-01-01",
+    ):
         load_market("BTCUSDT", data_dir=tmp_path, start="2030-01-01")
+    with pytest.raises(InputError, match=r"bars open before 2019-01-01T00:00:00\+00:00; the data covers"):
+        load_market("BTCUSDT", data_dir=tmp_path, end="2019-01-01")
+
+
+def test_unknown_timeframe_is_an_input_error_not_an_unknown_symbol(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"timeframe '3h' is not one of 1m, 5m, 15m, 1h, 4h, 8h, 1d"):
+        load_market("BTCUSDT", timeframe="3h", data_dir=tmp_path)
 
 
 def test_unknown_symbol_lists_what_exists_and_how_to_get_more(tmp_path: Path) -> None:

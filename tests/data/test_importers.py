@@ -223,6 +223,32 @@ def test_nan_price_is_an_error_naming_the_time(btc: MarketData, tmp_path: Path) 
         import_market(request_for(paths), tmp_path / "data")
 
 
+def test_a_bar_missing_from_one_leg_inside_the_period_is_a_misalignment_error(
+    btc: MarketData, tmp_path: Path
+) -> None:
+    paths = write_user_files(btc, tmp_path)
+    spot = pd.read_csv(paths["spot"])
+    spot.drop(index=50).to_csv(paths["spot"], index=False, float_format="%.17g")  # 2021-01-17T16:00
+    with pytest.raises(
+        DataError,
+        match=r"spot and perp are misaligned: .*spot\.csv has no bar at 2021-01-17T16:00:00\+00:00 where "
+        r".*perp\.csv has one\. Both files need the same bar open times",
+    ):
+        import_market(request_for(paths, trim_to_overlap=True), tmp_path / "data")
+    assert not (tmp_path / "data").exists()  # nothing stored
+
+
+def test_a_nan_price_in_the_first_row_is_not_trimmed_away_as_a_missing_leg(
+    btc: MarketData, tmp_path: Path
+) -> None:
+    paths = write_user_files(btc, tmp_path)
+    perp = pd.read_csv(paths["perp"])
+    perp.loc[0, "close"] = np.nan
+    perp.to_csv(paths["perp"], index=False, float_format="%.17g")
+    with pytest.raises(DataError, match=r"perp_close is NaN at 2021-01-01T00:00:00\+00:00"):
+        import_market(request_for(paths, trim_to_overlap=True), tmp_path / "data")
+
+
 def test_missing_settlement_is_an_error_with_the_gap(btc: MarketData, tmp_path: Path) -> None:
     paths = write_user_files(btc, tmp_path / "user")
     funding = pd.read_csv(paths["funding"])

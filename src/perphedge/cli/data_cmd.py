@@ -53,10 +53,11 @@ def list_command(
 ) -> None:
     """List the market data available offline: bundled, imported and downloaded (cached).
 
-    Each line: exchange, symbol, timeframe, first and last bar (open times, UTC), number of bars and of
-    funding settlements, and where it comes from.
+    Each line: exchange, symbol, timeframe, dates of the first and last bar (open times, UTC), number of
+    bars and of funding settlements, and where it comes from (bundled, cache or import). --json gives
+    the exact first/last bar times and the directory of each cached or imported data set.
     """
-    from perphedge.data.catalog import list_datasets
+    from perphedge.data.catalog import default_data_dir, list_datasets
 
     datasets = list_datasets(data_dir)
     if as_json:
@@ -66,28 +67,29 @@ def list_command(
     from rich.console import Console
     from rich.table import Table
 
+    resolved_dir = data_dir if data_dir is not None else default_data_dir()
     table = Table(
         title="Market data available offline",
-        caption="first/last bar: bar open times, UTC; settlements: funding settlements",
+        caption=f"first/last bar: open dates (UTC); tf: timeframe; funding: settlements; "
+        f"cache and import live under {resolved_dir}; --json gives exact times and paths",
         box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
     )
-    for name in ("exchange", "symbol", "timeframe", "first bar", "last bar", "bars", "settlements", "source"):
-        numeric = name in ("bars", "settlements")
-        table.add_column(
-            name,
-            justify="right" if numeric else "left",
-            overflow="fold",  # narrow terminals wrap values onto two lines; nothing is cut off
-        )
+    for name in ("exchange", "symbol", "tf", "first bar", "last bar", "bars", "funding", "source"):
+        # no_wrap: one line per data set; columns shrink with an ellipsis only on very narrow terminals
+        table.add_column(name, justify="right" if name in ("bars", "funding") else "left", no_wrap=True)
     for d in datasets:
         table.add_row(
             d.exchange,
             d.symbol,
             d.timeframe,
-            f"{d.first_bar:%Y-%m-%d %H:%M}" if d.first_bar is not None else "-",
-            f"{d.last_bar:%Y-%m-%d %H:%M}" if d.last_bar is not None else "-",
+            f"{d.first_bar:%Y-%m-%d}" if d.first_bar is not None else "-",
+            f"{d.last_bar:%Y-%m-%d}" if d.last_bar is not None else "-",
             f"{d.bars:,}",
             f"{d.funding_settlements:,}",
-            d.source,
+            d.source.split(":", 1)[0],  # bundled | cache | import (the path is in --json)
         )
     Console().print(table)
 

@@ -54,7 +54,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def default_data_dir() -> Path:
-    """Return ``$PERPHEDGE_DATA_DIR`` when set, else the platform user cache dir for perphedge."""
+    """Return ``$PERPHEDGE_DATA_DIR`` when set, else the platform user cache dir for perphedge.
+
+    This is the one environment read outside ``cli/``, on purpose: callers that pass no data
+    directory (the backtest command, library users) find the same data as ``perphedge data …``,
+    whose ``--data-dir`` option reads the same variable. Pass a directory to ignore it.
+    """
     configured = os.environ.get(DATA_DIR_ENV, "").strip()
     if configured:
         return Path(configured).expanduser()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from perphedge.data import bundled
-from perphedge.data.schema import DatasetInfo, MarketData
+from perphedge.data import bundled, cache
+from perphedge.data.schema import TIMEFRAME_MS, DatasetInfo, MarketData
 from perphedge.errors import InputError, UnknownSymbolError
 from perphedge.units import parse_utc
 
@@ -24,17 +24,13 @@ TimeBound = str | datetime | pd.Timestamp | None
 
 
 def default_data_dir() -> Path:
-    """Return the data directory used when none is given: the download cache's default.
+    """Return the data directory used when none is given: ``$PERPHEDGE_DATA_DIR``, else the platform cache dir.
 
-    Before the download cache module exists in a build, the platform's user cache dir
-    (``platformdirs.user_cache_dir("perphedge")``) is used.
+    The one environment read outside ``cli/``, kept here on purpose: library callers that pass no
+    ``data_dir`` (the backtest command, scripts) find the same cached and imported data as
+    ``perphedge data fetch|import|list``, whose ``--data-dir`` option reads the same variable. Pass
+    ``data_dir`` explicitly to ignore the environment. Defined in :func:`perphedge.data.cache.default_data_dir`.
     """
-    try:
-        from perphedge.data import cache  # the cache module owns the default (and its env override)
-    except ImportError:
-        import platformdirs
-
-        return Path(platformdirs.user_cache_dir("perphedge"))
     return cache.default_data_dir()
 
 
@@ -78,9 +74,12 @@ def window_market(market: MarketData, start: TimeBound = None, end: TimeBound = 
     bars = windowed.bars
     if bars.empty:
         first, last = market.bars.index[0], market.bars.index[-1]
+        window = f"from {start_ts.isoformat()}" if start_ts is not None else ""
+        if end_ts is not None:
+            window += f"{' ' if window else ''}before {end_ts.isoformat()}"
         raise InputError(
-            f"no {market.symbol} {market.timeframe} bars between {start_ts} and {end_ts}; "
-            f"the data covers {first.isoformat()} … {last.isoformat()}"
+            f"no {market.symbol} {market.timeframe} bars open {window}; "
+            f"the data covers {first.isoformat()} … {last.isoformat()} (bar open times): choose dates inside it"
         )
     return windowed
 
@@ -108,6 +107,8 @@ def load_market(
     """
     if source not in SOURCES:
         raise InputError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+    if timeframe not in TIMEFRAME_MS:
+        raise InputError(f"timeframe {timeframe!r} is not one of {', '.join(TIMEFRAME_MS)}")
     exchange = exchange.lower()
     tried: list[str] = []
     if source in ("auto", "bundled") and exchange == bundled.BUNDLED_EXCHANGE:
@@ -128,14 +129,9 @@ def load_market(
         tried.append(f"import ({resolved_dir / 'import'})")
     if source in ("auto", "cache"):
         try:
-            from perphedge.data import cache
-        except ImportError:
-            cache = None  # type: ignore[assignment]
-        if cache is not None:
-            try:
-                return window_market(cache.load_cached(exchange, symbol, timeframe, resolved_dir), start, end)
-            except UnknownSymbolError:
-                tried.append(f"cache ({resolved_dir})")
+            return window_market(cache.load_cached(exchange, symbol, timeframe, resolved_dir), start, end)
+        except UnknownSymbolError:
+            tried.append(f"cache ({resolved_dir})")
     known = sorted({f"{d.exchange}:{d.symbol}" for d in list_datasets(data_dir) if d.timeframe == timeframe})
     raise UnknownSymbolError(
         f"{exchange}:{symbol}",
@@ -153,9 +149,5 @@ def list_datasets(data_dir: Path | None = None) -> list[DatasetInfo]:
     from perphedge.data import importers
 
     out.extend(importers.list_imported(resolved_dir))
-    try:
-        from perphedge.data import cache
-    except ImportError:
-        return out
     out.extend(cache.list_cached(resolved_dir))
     return out

@@ -270,6 +270,29 @@ def read_funding_file(request: ImportRequest) -> pd.DataFrame:
     )[list(FUNDING_COLUMNS)]
 
 
+def _check_same_bar_times(
+    index: pd.DatetimeIndex, in_spot: np.ndarray, in_perp: np.ndarray, request: ImportRequest
+) -> None:
+    """Raise when, inside their common period, one price file has a bar time the other lacks."""
+    problems = []
+    for have, lack, missing in (
+        (request.perp_path, request.spot_path, ~in_spot),
+        (request.spot_path, request.perp_path, ~in_perp),
+    ):
+        if missing.any():
+            where = index[missing]
+            shown = ", ".join(ts.isoformat() for ts in where[:5])
+            more = f" and {len(where) - 5} more" if len(where) > 5 else ""
+            problems.append(f"{lack} has no bar at {shown}{more} where {have} has one")
+    if problems:
+        raise DataError(
+            "spot and perp are misaligned: "
+            + "; ".join(problems)
+            + ". Both files need the same bar open times: add the missing bars (from the exchange) or remove "
+            "the extra ones in both files; nothing is filled in"
+        )
+
+
 def build_imported_market(request: ImportRequest) -> tuple[MarketData, list[str]]:
     """Read and join the three files into ``MarketData``; return it with notes on any opt-in trimming.
 
@@ -283,7 +306,9 @@ def build_imported_market(request: ImportRequest) -> tuple[MarketData, list[str]
     funding = read_funding_file(request)
     bars = spot.join(perp, how="outer")
     notes: list[str] = []
-    both = bars["spot_close"].notna().to_numpy() & bars["perp_close"].notna().to_numpy()
+    # which bar times each file has a row for (a NaN price in a row is the validator's business)
+    in_spot, in_perp = bars.index.isin(spot.index), bars.index.isin(perp.index)
+    both = in_spot & in_perp
     if not both.any():
         raise DataError(
             f"the spot file ({request.spot_path}) and the perp file ({request.perp_path}) share no bar time; "
@@ -302,6 +327,9 @@ def build_imported_market(request: ImportRequest) -> tuple[MarketData, list[str]
             f"{bars.index[last].isoformat()} ({first} bar(s) before and {len(both) - 1 - last} after have one leg only); "
             "cut the files to the common period or pass --trim-to-overlap"
         )
+    _check_same_bar_times(
+        bars.index[first : last + 1], in_spot[first : last + 1], in_perp[first : last + 1], request
+    )
     for col in BAR_COLUMNS:
         if col not in bars.columns:
             bars[col] = np.nan

@@ -107,7 +107,10 @@ def _check_bars(market: MarketData, errors: list[str], warnings: list[str]) -> N
             )
         nonpos = prices[:, j] <= 0
         if nonpos.any():
-            errors.append(f"bars: {col} is zero or negative at {_stamps(index, nonpos)}")
+            errors.append(
+                f"bars: {col} is zero or negative at {_stamps(index, nonpos)}; prices must be positive: "
+                "correct those rows from the exchange"
+            )
     for leg in ("spot", "perp"):
         high, low = bars[f"{leg}_high"].to_numpy(float), bars[f"{leg}_low"].to_numpy(float)
         inverted = high < low
@@ -118,7 +121,9 @@ def _check_bars(market: MarketData, errors: list[str], warnings: list[str]) -> N
     mark = bars["mark_close"].to_numpy(float)
     bad_mark = mark <= 0
     if bad_mark.any():
-        errors.append(f"bars: mark_close is zero or negative at {_stamps(index, bad_mark)}")
+        errors.append(
+            f"bars: mark_close is zero or negative at {_stamps(index, bad_mark)}; use NaN where the mark is unknown"
+        )
 
     tf_ms = market.timeframe_ms
     ts = index.as_unit("ms").asi8
@@ -188,7 +193,10 @@ def _check_funding(market: MarketData, errors: list[str], warnings: list[str]) -
     marks = funding["mark_price"].to_numpy(float)
     bad_mark = marks <= 0
     if bad_mark.any():
-        errors.append(f"funding: mark_price is zero or negative at {_stamps(index, bad_mark)}")
+        errors.append(
+            f"funding: mark_price is zero or negative at {_stamps(index, bad_mark)}; "
+            "leave it empty where the mark is unknown"
+        )
     intervals = funding["interval_hours"].to_numpy(float)
     odd = ~np.isin(intervals, STANDARD_INTERVALS_HOURS)
     if odd.any():
