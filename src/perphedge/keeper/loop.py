@@ -38,6 +38,7 @@ from perphedge.keeper.reconcile import (
     take_snapshot,
 )
 from perphedge.keeper.risk import (
+    account_settings_mismatch,
     deleverage_qty_base,
     is_distance_breached,
     max_loss_reason,
@@ -96,6 +97,7 @@ class Keeper:
         self.bracket_table = bracket_table
         self.stale_cycles = 0
         self.cycle_no = 0
+        self._settings_note: tuple[bool, tuple[str, ...]] | None = None
         self.executor = TwoLegExecutor(
             venue=venue,
             journal=journal,
@@ -236,7 +238,43 @@ class Keeper:
                 f"the perp position of {diff.perp_journal} is gone at the venue (liquidated or closed "
                 "outside the keeper); the spot leg is unhedged",
             )
+        self._check_account_settings(now, snapshot)
         return snapshot
+
+    def _check_account_settings(self, now: int, snapshot: Snapshot) -> None:
+        """Halt when the venue's position runs at another leverage / margin mode than the spec.
+
+        The keeper never changes these on the exchange; it verifies them on every reconciliation from
+        the position the venue reports (so at start when a position exists, else right after the
+        first perp fill). What the venue does not report is logged (once, and again when that changes).
+        """
+        spec = self.spec
+        mismatch = account_settings_mismatch(
+            snapshot.position, leverage=spec.leverage, margin_mode=spec.margin_mode
+        )
+        if mismatch is not None:
+            self._halt(now, mismatch)
+        position = snapshot.position
+        unverified = tuple(
+            name
+            for name, value in (
+                ("leverage", None if position is None else position.leverage),
+                ("margin mode", None if position is None else position.margin_mode),
+            )
+            if value is None
+        )
+        note = (position is None, unverified)
+        if unverified and note != self._settings_note:
+            self._settings_note = note
+            self.log.write(
+                now,
+                "keeper.settings_unverified",
+                level="info" if position is None else "warning",
+                reason=f"the venue reports no {' or '.join(unverified)} "
+                + ("(no perp position yet)" if position is None else "for the position")
+                + f"; make sure {spec.perp_symbol} is set to {spec.margin_mode} at {spec.leverage:g}x "
+                "on the exchange (the keeper checks again after every fill)",
+            )
 
     def _base_qty(self, snapshot: Snapshot, now: int) -> Decimal:
         """Return the hedge's base quantity Q: fixed at the first start, less what deleveraging sold since."""

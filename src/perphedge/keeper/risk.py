@@ -27,7 +27,7 @@ from perphedge.mechanics.liquidation import (
 )
 from perphedge.mechanics.margin import maintenance_margin_usd, margin_ratio
 from perphedge.units import MS_PER_SECOND
-from perphedge.venues.port import to_decimal
+from perphedge.venues.port import PerpPosition, to_decimal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +54,33 @@ def read_risk(snapshot: Snapshot, now_ms: int) -> RiskReading:
         liquidation_distance=distance,
         equity_usd=snapshot.equity_usd,
         price_age_s=(now_ms - snapshot.quote.ts_ms) / MS_PER_SECOND,
+    )
+
+
+def account_settings_mismatch(
+    position: PerpPosition | None, *, leverage: float, margin_mode: str
+) -> str | None:
+    """Return a one-line reason when the venue's position runs at another leverage or margin mode than the spec.
+
+    The keeper does not change these on the exchange (no ``set_leverage`` / ``set_margin_mode``
+    calls); it sizes initial margin with ``hedge.leverage`` and moves top-ups into the cross wallet,
+    which do not reach an isolated position. Fields the venue does not report (None; Binance's
+    positionRisk v3 gives no leverage, Bybit's position list no margin mode) cannot be checked.
+    """
+    if position is None:
+        return None
+    wrong = []
+    if position.margin_mode is not None and position.margin_mode != margin_mode:
+        wrong.append(f"margin mode {position.margin_mode} (hedge.margin_mode is {margin_mode})")
+    if position.leverage is not None and not math.isclose(float(position.leverage), leverage, rel_tol=1e-9):
+        wrong.append(f"leverage {float(position.leverage):g}x (hedge.leverage is {leverage:g})")
+    if not wrong:
+        return None
+    return (
+        f"the exchange runs {position.symbol} at "
+        + " and ".join(wrong)
+        + "; set it on the exchange to match "
+        "the spec (or change the spec), then run perphedge keep --clear-halt"
     )
 
 

@@ -62,7 +62,14 @@ def build_paper_venue(
     """Return the paper venue of a spec: replaying bundled ``paper.data_symbol`` history, or on live public prices.
 
     ``exchange``: a ccxt exchange object for ``paper.prices = "live"`` (default: a public one, no keys).
+    The paper exchange models one-way cross margin only: ``hedge.margin_mode = "isolated"`` is refused.
     """
+    if spec.margin_mode != "cross":
+        raise ConfigError(
+            f"the paper exchange models cross margin only; it was {spec.margin_mode!r}: set "
+            'margin_mode = "cross" to paper-trade this hedge (isolated margin is for --live only)',
+            key_path="hedge.margin_mode",
+        )
     if spec.paper.prices == "live":
         return _build_live_paper_venue(spec, crash_hook=crash_hook, exchange=exchange)
     from perphedge.data.bundled import load_bundled
