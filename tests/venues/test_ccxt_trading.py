@@ -12,6 +12,8 @@ from perphedge.venues.ccxt_trading import CcxtVenue
 from perphedge.venues.port import ClientOrderId, Leg, OrderRequest, OrderSide, OrderState
 from tests.kit.ccxt_replay import fixture_body, fixture_entry, replay_exchange
 
+_BYBIT_CLASSIC = {"enableUnifiedMargin": False, "enableUnifiedAccount": False}
+
 
 def _venue(exchange_id: str, routes: dict, spot: str = "BTC/USDT", perp: str = "BTC/USDT:USDT") -> CcxtVenue:
     return CcxtVenue(replay_exchange(exchange_id, routes), spot_symbol=spot, perp_symbol=perp)
@@ -53,7 +55,41 @@ def test_binance_balances_from_recorded_spot_and_futures_accounts() -> None:
         "total"
     ]
     assert balances.spot_base == Decimal(repr(float(spot_parsed.get("BTC") or 0)))
-    assert balances.futures_wallet_usd == Decimal(repr(float(futures_parsed.get("USDT") or 0)))
+    assert balances.spot_usd == Decimal(repr(float(spot_parsed.get("USDT") or 0)))
+    # the wallet balance WITHOUT unrealised PnL: the asset's walletBalance, not ccxt's total (= marginBalance).
+    # In this recording unrealizedProfit is 0, so both are 31.022612; the choice of field is tested below.
+    usdt = next(a for a in futures_body["assets"] if a["asset"] == "USDT")
+    assert (
+        balances.futures_wallet_usd
+        == Decimal(usdt["walletBalance"])
+        == Decimal(repr(float(futures_parsed["USDT"])))
+    )
+
+
+def test_futures_wallet_balance_reads_wallet_not_margin_balance() -> None:
+    from perphedge.venues.ccxt_trading import futures_wallet_balance_usd
+
+    # ccxt's parse of the recorded Binance /fapi/v3/account body, with the asset's margin balance
+    # (wallet + unrealised PnL) made different from its wallet balance as it is whenever a position
+    # is open: the wallet balance must win
+    parsed = fixture_entry("binance", "static_response", "fetchBalance", 1)["parsed_ccxt_4_5_90"]
+    body = fixture_body("binance", "static_response", "fetchBalance", 1)
+    asset = {**body["assets"][0], "unrealizedProfit": "12.50000000", "marginBalance": "43.52261200"}
+    balance = {**parsed, "info": {**body, "assets": [asset]}, "total": {"USDT": 43.522612}}
+    assert futures_wallet_balance_usd(balance, "USDT") == Decimal("31.022612")
+    # Bybit: total is already the coin's walletBalance (recorded unified account, USDT wallet 3322.25896609)
+    bybit = fixture_entry("bybit", "static_response", "fetchBalance")["parsed_ccxt_4_5_90"]
+    assert futures_wallet_balance_usd(bybit, "USDT") == Decimal("3322.25896609")
+
+
+def test_fee_in_the_base_coin_is_valued_at_the_fill_price() -> None:
+    # recorded OKX spot buy: 0.1 LTC at 101.58, fee 0.0001 LTC taken from the coins received
+    ex = replay_exchange("okx", {"/api/v5/trade/order": fixture_body("okx", "static_response", "fetchOrder")})
+    venue = CcxtVenue(ex, spot_symbol="LTC/USDT", perp_symbol="LTC/USDT:USDT")
+    status = venue.fetch_order_by_client_id("LTC/USDT", ClientOrderId("phbtcdemod1sm0"))
+    assert "clOrdId=phbtcdemod1sm0" in ex.replay_calls[0].url
+    assert status.filled_qty_base == Decimal("0.1") and status.average_price_usd == Decimal("101.58")
+    assert status.fee_usd == Decimal("0.0001") * Decimal("101.58")  # 0.010158 USDT, not 0.0001
 
 
 def test_binance_order_looked_up_by_client_id() -> None:
@@ -81,11 +117,11 @@ def test_order_not_found_means_none_and_outage_is_unavailable() -> None:
 def test_bybit_create_order_sends_the_client_id_once_and_never_retries() -> None:
     routes = {
         "/v5/order/create": fixture_body("bybit", "static_response", "createOrder"),
-        "/v5/user/query-api": {"retCode": 0, "retMsg": "OK", "result": {"unified": 0, "uta": 0}, "time": 1},
-        "/v5/account/info": {"retCode": 0, "retMsg": "OK", "result": {"unifiedMarginStatus": 1}, "time": 1},
         "/v5/market/tickers": fixture_body("bybit", "static_response", "fetchTicker"),
     }
-    ex = replay_exchange("bybit", routes)
+    # the account type is given as options (what ccxt caches after asking /v5/user/query-api), so no
+    # account-info response has to be made up: every body served here was recorded
+    ex = replay_exchange("bybit", routes, options=_BYBIT_CLASSIC)
     venue = CcxtVenue(ex, spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT")
     request = OrderRequest(
         client_order_id=ClientOrderId("phbtcdemod1pm0"),
@@ -98,7 +134,9 @@ def test_bybit_create_order_sends_the_client_id_once_and_never_retries() -> None
     creates = [c for c in ex.replay_calls if "/v5/order/create" in c.url]
     assert len(creates) == 1 and '"orderLinkId": "phbtcdemod1pm0"' in creates[0].body.replace('":"', '": "')
     assert status.exchange_order_id == "1609920528435648000"
-    failing = replay_exchange("bybit", {**routes, "/v5/order/create": ccxt.RequestTimeout("timed out")})
+    failing = replay_exchange(
+        "bybit", {**routes, "/v5/order/create": ccxt.RequestTimeout("timed out")}, options=_BYBIT_CLASSIC
+    )
     with pytest.raises(VenueUnavailable):
         CcxtVenue(failing, spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT").create_order(request)
     assert len([c for c in failing.replay_calls if "/v5/order/create" in c.url]) == 1

@@ -130,11 +130,10 @@ class CcxtVenue:
         spot = self._read("fetch spot balance", lambda: self.exchange.fetch_balance())
         futures = self._read("fetch futures balance", lambda: self.exchange.fetch_balance({"type": "swap"}))
         total_spot = spot.get("total") or {}
-        total_futures = futures.get("total") or {}
         return Balances(
             spot_base=to_decimal(float(total_spot.get(spot_market["base"]) or 0)),
             spot_usd=to_decimal(float(total_spot.get(spot_market["quote"]) or 0)),
-            futures_wallet_usd=to_decimal(float(total_futures.get(perp_market["settle"]) or 0)),
+            futures_wallet_usd=futures_wallet_balance_usd(futures, perp_market["settle"]),
         )
 
     def fetch_perp_position(self, perp_symbol: str) -> PerpPosition | None:
@@ -261,12 +260,9 @@ class CcxtVenue:
         side: OrderSide | None,
         amount: Decimal | None,
     ) -> OrderStatus:
-        fee = Decimal(0)
-        for f in order.get("fees") or ([order["fee"]] if order.get("fee") else []):
-            if f and f.get("cost") is not None:
-                fee += to_decimal(float(f["cost"]))
         qty = _dec(order.get("amount")) or amount or Decimal(0)
         filled = _dec(order.get("filled")) or Decimal(0)
+        fee = self._fee_usd(order, symbol)
         state = _STATES.get(order.get("status") or "open", OrderState.OPEN)
         return OrderStatus(
             client_order_id=cid,
@@ -279,6 +275,52 @@ class CcxtVenue:
             average_price_usd=_dec(order.get("average")),
             fee_usd=fee,
         )
+
+    def _fee_usd(self, order: dict[str, Any], symbol: str) -> Decimal:
+        """Return the order's fees in USD(T): quote-currency fees as they are, base-coin fees (a spot buy's
+        fee is taken from the coins received on Binance and OKX) at the order's average price, any other
+        coin (BNB, OKB discounts) at its ``<coin>/<quote>`` ticker."""
+        market = resolve_market(self.exchange, symbol)
+        quote = market.get("settle") or market["quote"]
+        fee = Decimal(0)
+        for f in order.get("fees") or ([order["fee"]] if order.get("fee") else []):
+            if not f or f.get("cost") is None:
+                continue
+            cost = to_decimal(float(f["cost"]))
+            currency = f.get("currency") or quote
+            if currency == quote:
+                fee += cost
+            elif currency == market["base"] and order.get("average") is not None:
+                fee += cost * to_decimal(float(order["average"]))
+            else:
+                pair = f"{currency}/{quote}"
+                if pair not in (self.exchange.markets or {}):
+                    raise VenueError(
+                        f"order {order.get('id')} paid a fee of {cost} {currency}, which cannot be valued in "
+                        f"{quote} (no {pair} market); pay fees in {quote} or {market['base']}",
+                        exchange=self.name,
+                    )
+                last = self._read(f"fetch {pair} ticker", lambda p=pair: self.exchange.fetch_ticker(p))[
+                    "last"
+                ]
+                fee += cost * to_decimal(float(last))
+        return fee
+
+
+def futures_wallet_balance_usd(balance: dict[str, Any], code: str) -> Decimal:
+    """Return the futures wallet balance of ``code`` WITHOUT unrealised PnL (``Balances.futures_wallet_usd``).
+
+    ccxt's ``total`` for Binance USDⓈ-M is the asset's ``marginBalance`` (wallet + unrealised PnL,
+    https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Account-Information-V3),
+    so the raw ``walletBalance`` is read when the response carries it; Bybit's ``total`` is already
+    the coin's ``walletBalance`` (equity = walletBalance + unrealisedPnl).
+    """
+    info = balance.get("info")
+    assets = info.get("assets") if isinstance(info, dict) else None
+    for asset in assets or []:
+        if asset.get("asset") == code and asset.get("walletBalance") is not None:
+            return Decimal(str(asset["walletBalance"]))
+    return to_decimal(float((balance.get("total") or {}).get(code) or 0))
 
 
 def market_rules_from_ccxt(exchange: Any, symbol: str) -> MarketRules:
