@@ -177,6 +177,7 @@ def test_installed_script_exits_2_on_unknown_symbol_and_help_lists_options(tmp_p
     for option in (
         "--rate-unit",
         "--assume-utc",
+        "--timezone",
         "--epoch-unit",
         "--trim-to-overlap",
         "--timestamp-column",

@@ -18,6 +18,7 @@ from perphedge.data.importers import (
     imported_dir,
     list_imported,
     load_imported,
+    parse_timestamps,
 )
 from perphedge.data.schema import MarketData
 from perphedge.errors import DataError, InputError
@@ -141,6 +142,46 @@ def test_naive_timestamps_are_refused_unless_assume_utc(btc: MarketData, tmp_pat
         import_market(request_for(paths), tmp_path / "data")
     market = import_market(request_for(paths, assume_utc=True), tmp_path / "data").market
     assert market.bars.index[0] == pd.Timestamp("2021-01-01", tz="UTC")
+
+
+def test_naive_local_times_import_with_their_timezone_across_a_dst_change(
+    btc: MarketData, tmp_path: Path
+) -> None:
+    # Arrange: Berlin wall-clock times without offset; the window crosses 2021-03-28 (CET → CEST)
+    paths = write_user_files(btc, tmp_path / "user")
+    for name in ("funding", "spot", "perp"):
+        frame = pd.read_csv(paths[name])
+        frame["timestamp"] = (
+            pd.to_datetime(frame["timestamp"], format="ISO8601")
+            .dt.tz_convert("Europe/Berlin")
+            .dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        )
+        frame.to_csv(paths[name], index=False, float_format="%.17g")
+    # Act
+    market = import_market(request_for(paths, timezone="Europe/Berlin"), tmp_path / "data").market
+    # Assert: back on the exact UTC times, with the funding's millisecond jitter
+    pd.testing.assert_index_equal(market.bars.index, btc.bars.index.as_unit("ms"), check_names=False)
+    pd.testing.assert_index_equal(market.funding.index, btc.funding.index.as_unit("ms"), check_names=False)
+
+
+def test_local_times_made_ambiguous_by_dst_are_refused_with_the_row(tmp_path: Path) -> None:
+    values = pd.Series(["2021-10-31 00:30:00", "2021-10-31 01:30:00", "2021-10-31 02:30:00"])
+    with pytest.raises(
+        DataError, match=r"local time 2021-10-31T02:30:00 \(row 3\) is ambiguous or does not exist"
+    ):
+        parse_timestamps(
+            values, path=tmp_path / "x.csv", assume_utc=False, epoch_unit="ms", timezone="Europe/Berlin"
+        )
+    with pytest.raises(DataError, match="--timezone Europe/Berlin"):
+        parse_timestamps(values, path=tmp_path / "x.csv", assume_utc=False, epoch_unit="ms")
+
+
+def test_unknown_or_contradictory_timezone_is_an_input_error(btc: MarketData, tmp_path: Path) -> None:
+    paths = write_user_files(btc, tmp_path / "user")
+    with pytest.raises(InputError, match="timezone 'Mars/Olympus' is not an IANA time zone name"):
+        import_market(request_for(paths, timezone="Mars/Olympus"), tmp_path / "data")
+    with pytest.raises(InputError, match="contradict each other"):
+        import_market(request_for(paths, timezone="Asia/Tokyo", assume_utc=True), tmp_path / "data")
 
 
 def test_explicit_offsets_are_converted_to_utc(btc: MarketData, tmp_path: Path) -> None:

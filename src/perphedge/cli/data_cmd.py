@@ -205,6 +205,13 @@ def import_command(
     assume_utc: bool = typer.Option(
         False, "--assume-utc", help="Read timestamps without a timezone as UTC (otherwise they are refused)."
     ),
+    timezone: str | None = typer.Option(
+        None,
+        "--timezone",
+        help="Time zone of timestamps written without one (IANA name, e.g. Europe/Berlin); they are "
+        "converted to UTC, and local times a daylight-saving change makes ambiguous are refused. "
+        "Timestamps with an offset keep it; epoch numbers are UTC.",
+    ),
     epoch_unit: str = typer.Option("ms", "--epoch-unit", help="Unit of numeric timestamps: ms or s."),
     trim_to_overlap: bool = typer.Option(
         False,
@@ -238,9 +245,10 @@ def import_command(
 
     Validation is strict and never repairs: unsorted or duplicate timestamps, NaN or non-positive prices,
     rates that look like percent (|rate| > 0.05 per interval), gaps in the funding, spot and perp that do
-    not line up, and naive timestamps (unless --assume-utc) are errors (exit code 2). Gaps in the bars and
-    bars with a basis beyond 10 % are reported as warnings. The data set then appears in
-    `perphedge data list` and loads with --exchange/--symbol/--timeframe like any other.
+    not line up (bar times one file has and the other lacks), and naive timestamps (unless --assume-utc
+    or --timezone) are errors (exit code 2). Gaps in the bars and bars with a basis beyond 10 % are
+    reported as warnings. The data set then appears in `perphedge data list` and loads with
+    --exchange/--symbol/--timeframe like any other.
     """
     from perphedge.data.catalog import default_data_dir
     from perphedge.data.importers import ColumnNames, ImportRequest, import_market
@@ -264,6 +272,7 @@ def import_command(
         ),
         rate_unit=rate_unit,
         assume_utc=assume_utc,
+        timezone=timezone,
         epoch_unit=epoch_unit,
         trim_to_overlap=trim_to_overlap,
     )

@@ -7,7 +7,9 @@ Input (one file each, CSV or Parquet):
 
 Timestamps are ISO 8601 text, datetime columns, or epoch numbers (milliseconds, or seconds with
 ``epoch_unit="s"``). Text or datetimes without a timezone are refused unless ``assume_utc`` says they
-are UTC; explicit offsets are converted to UTC. Nothing is sorted, de-duplicated, filled or clipped:
+are UTC or ``timezone`` names their zone (IANA, e.g. ``Europe/Berlin``; daylight-saving times that are
+ambiguous or do not exist are errors, not guesses); explicit offsets are converted to UTC and win over
+``timezone``; epoch numbers are UTC by definition. Nothing is sorted, de-duplicated, filled or clipped:
 problems raise ``DataError`` naming the file, the row's time and the fix. The only trimming is the
 opt-in ``trim_to_overlap``: bars where only one of spot/perp exists at the start or end.
 
@@ -78,8 +80,31 @@ class ImportRequest:
     columns: ColumnNames = field(default_factory=ColumnNames)
     rate_unit: str = "fraction"
     assume_utc: bool = False
+    timezone: str | None = None  # IANA zone of naive timestamps; assume_utc is timezone="UTC"
     epoch_unit: str = "ms"
     trim_to_overlap: bool = False
+
+    def naive_timezone(self) -> str | None:
+        """Return the zone naive timestamps are read in (None: refuse them).
+
+        Raises:
+            InputError: if ``timezone`` is not a known IANA zone, or contradicts ``assume_utc``.
+        """
+        if self.timezone is None:
+            return "UTC" if self.assume_utc else None
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(self.timezone)
+        except (KeyError, ValueError) as e:
+            raise InputError(
+                f"timezone {self.timezone!r} is not an IANA time zone name; use e.g. UTC, Europe/Berlin, Asia/Tokyo"
+            ) from e
+        if self.assume_utc and self.timezone != "UTC":
+            raise InputError(
+                f"--assume-utc and --timezone {self.timezone} contradict each other; give only one of them"
+            )
+        return self.timezone
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,12 +147,18 @@ def _column(frame: pd.DataFrame, name: str, path: Path) -> pd.Series:
     )
 
 
-def parse_timestamps(values: pd.Series, *, path: Path, assume_utc: bool, epoch_unit: str) -> pd.DatetimeIndex:
+def parse_timestamps(
+    values: pd.Series, *, path: Path, assume_utc: bool, epoch_unit: str, timezone: str | None = None
+) -> pd.DatetimeIndex:
     """Return tz-aware UTC times from ISO text, datetimes or epoch numbers; never guess a timezone.
 
+    Naive text or datetimes are read in ``timezone`` (an IANA name) or, with ``assume_utc``, in UTC;
+    otherwise they are refused.
+
     Raises:
-        DataError: on unparseable values, naive times without ``assume_utc``, or epoch numbers outside
-            2009…2100 in the given unit (the message suggests the other unit).
+        DataError: on unparseable values, naive times without ``assume_utc``/``timezone``, local times
+            that daylight saving makes ambiguous or non-existent, or epoch numbers outside 2009…2100 in
+            the given unit (the message suggests the other unit).
     """
     if epoch_unit not in EPOCH_UNITS:
         raise InputError(f"epoch unit {epoch_unit!r} is not one of {', '.join(EPOCH_UNITS)}")
@@ -172,13 +203,25 @@ def parse_timestamps(values: pd.Series, *, path: Path, assume_utc: bool, epoch_u
                     f"timestamps are not ISO 8601 dates or epoch numbers ({e2})", where=str(path)
                 ) from e2
     if stamps.tz is None:
-        if not assume_utc:
+        zone = timezone if timezone is not None else ("UTC" if assume_utc else None)
+        if zone is None:
             raise DataError(
                 f"timestamps such as {stamps[0].isoformat()} have no timezone; if they are UTC pass --assume-utc, "
-                "otherwise write them with their offset (e.g. 2024-01-01T08:00+02:00)",
+                "if they are local times name the zone (--timezone Europe/Berlin), or write them with their "
+                "offset (e.g. 2024-01-01T08:00+02:00)",
                 where=str(path),
             )
-        stamps = stamps.tz_localize("UTC")
+        local = stamps.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+        unclear = np.asarray(local.isna())
+        if unclear.any():
+            row = int(np.argmax(unclear))
+            raise DataError(
+                f"the local time {stamps[row].isoformat()} (row {row + 1}) is ambiguous or does not exist in {zone} "
+                f"(a daylight-saving change; {int(unclear.sum())} such row(s)); write the timestamps in UTC or "
+                "with their offset",
+                where=str(path),
+            )
+        stamps = local
     return stamps.tz_convert("UTC").as_unit("ms")
 
 
@@ -216,6 +259,7 @@ def read_price_file(path: Path, prefix: str, request: ImportRequest) -> pd.DataF
         path=path,
         assume_utc=request.assume_utc,
         epoch_unit=request.epoch_unit,
+        timezone=request.naive_timezone(),
     )
     _check_order(index, path)
     out = pd.DataFrame(index=pd.DatetimeIndex(index, name="ts"))
@@ -250,6 +294,7 @@ def read_funding_file(request: ImportRequest) -> pd.DataFrame:
         path=path,
         assume_utc=request.assume_utc,
         epoch_unit=request.epoch_unit,
+        timezone=request.naive_timezone(),
     )
     _check_order(index, path)
     rates = _numbers(_column(frame, cols.funding_rate, path), cols.funding_rate, path)
@@ -432,6 +477,7 @@ def import_market(request: ImportRequest, data_dir: Path) -> ImportResult:
             "perp": str(request.perp_path),
             "rate_unit": request.rate_unit,
             "assume_utc": str(request.assume_utc),
+            "timezone": str(request.naive_timezone()),
         },
     )
     return ImportResult(market=market, stored_dir=stored, warnings=tuple(warnings))
