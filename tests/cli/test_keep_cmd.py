@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -47,6 +49,27 @@ def test_keep_paper_json_then_status_json_with_stable_keys(tmp_path: Path) -> No
         "other_usd",
         "total_usd",
     }
+    # money is a plain decimal string everywhere (never a float, never "0E-10")
+    money = [
+        data["expected_funding_usd"],
+        data["equity_usd"],
+        *data["pnl"].values(),
+        *data["balances"].values(),
+    ]
+    assert all(isinstance(v, str) and re.fullmatch(r"-?\d+(\.\d+)?", v) for v in money), money
+    # the expected payment: −perp × mark × the last settled rate (paper publishes no predicted rate)
+    from perphedge.keeper.spec import load_spec
+    from perphedge.keeper.wiring import build_paper_venue
+
+    venue = build_paper_venue(load_spec(config))
+    last = venue.fetch_funding_rates(venue.perp_symbol, 0)[-1]
+    assert data["expected_funding_basis"] == "last_settled_rate"
+    expected = (
+        -Decimal(data["perp_qty_base"])
+        * Decimal(data["mark_price_usd"])
+        * Decimal(repr(last.rate_per_interval))
+    )
+    assert abs(Decimal(data["expected_funding_usd"]) - expected) < Decimal("0.00000002")
 
 
 def test_status_table_is_readable(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def keep_command(
         if json_output:
             typer.echo(json.dumps(line))
         elif line["level"] != "info" or line["event"].startswith(("decision.trade", "execution", "margin")):
-            reason = line.get("reason") or line.get("strategy_reason") or ""
+            reason = line.get("reason") or line.get("strategy_reason") or line.get("outcome") or ""
             typer.echo(
                 f"{line['ts']} {line['level']:<7} {line['event']} {reason}", err=line["level"] != "info"
             )

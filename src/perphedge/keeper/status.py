@@ -22,7 +22,7 @@ from perphedge.keeper.risk import read_risk
 from perphedge.keeper.spec import HedgeSpec
 from perphedge.mechanics.funding import funding_cashflow_linear_usd
 from perphedge.units import MS_PER_DAY
-from perphedge.venues.port import TradingVenue
+from perphedge.venues.port import TradingVenue, to_decimal
 
 STATUS_KEYS = (
     "hedge_id",
@@ -69,7 +69,8 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
         rate, basis = (settled[-1].rate_per_interval, "last_settled_rate") if settled else (None, None)
     expected = None
     if rate is not None:
-        expected = funding_cashflow_linear_usd(float(perp), float(quote.mark_price_usd), rate)
+        cashflow = funding_cashflow_linear_usd(float(perp), float(quote.mark_price_usd), rate)
+        expected = _money(to_decimal(cashflow).quantize(Decimal("0.00000001")))
     start_equity = journal.get_meta("start_equity_usd")
     pnl = None
     if start_equity is not None:
@@ -109,7 +110,7 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
         "next_funding_ts_ms": quote.next_funding_ts_ms,
         "expected_funding_usd": expected,
         "expected_funding_basis": basis,
-        "equity_usd": str(snap.equity_usd),
+        "equity_usd": _money(snap.equity_usd),
         "start_equity_usd": start_equity,
         "pnl": pnl,
         "decisions": len(decisions),
@@ -144,11 +145,16 @@ def _attribution(
     funding = totals["funding_received_usd"]
     other = equity - start_equity - spot_pnl - perp_pnl - funding + fees
     return {
-        "spot_pnl_usd": str(spot_pnl),
-        "perp_pnl_usd": str(perp_pnl),
-        "funding_usd": str(funding),
-        "funding_model_usd": str(totals["funding_model_usd"]),
-        "fees_usd": str(-fees),
-        "other_usd": str(other),
-        "total_usd": str(equity - start_equity),
+        "spot_pnl_usd": _money(spot_pnl),
+        "perp_pnl_usd": _money(perp_pnl),
+        "funding_usd": _money(funding),
+        "funding_model_usd": _money(totals["funding_model_usd"]),
+        "fees_usd": _money(-fees),
+        "other_usd": _money(other),
+        "total_usd": _money(equity - start_equity),
     }
+
+
+def _money(value: Decimal) -> str:
+    """Return a Decimal as a plain decimal string (``0.0000000000``, never ``0E-10``)."""
+    return format(value, "f")
