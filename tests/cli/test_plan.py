@@ -103,6 +103,10 @@ def test_help_lists_every_input() -> None:
         "--fee-spot",
         "--fee-perp",
         "--json",
+        "--other-maint-margin",
+        "--other-unrealized-pnl",
+        "--liquidation-formula",
+        "--brackets-at",
     ):
         assert option in result.output
 
@@ -117,7 +121,11 @@ def test_help_lists_every_input() -> None:
         ),
         (["--spot-qty", "1", "--price", "0"], 2, "price (--price) must be greater than 0"),
         (["--spot-qty", "1", "--price", "nan"], 2, "must be a finite number; it was nan"),
-        (["--spot-qty", "1", "--price", "60000", "--hedge-ratio", "50"], 2, "looks like a percent: use 0.5"),
+        (
+            ["--spot-qty", "1", "--price", "60000", "--hedge-ratio", "50"],
+            2,
+            "if it is a percent, use 0.5 for 50 %",
+        ),
         (["--spot-qty", "1", "--price", "60000", "--symbol", "BTCUSTD"], 2, "did you mean BTCUSDT"),
         (
             ["--symbol", "ETHUSDT", "--spot-qty", "1", "--price", "3000", "--contract", "inverse"],
@@ -125,6 +133,26 @@ def test_help_lists_every_input() -> None:
             "unknown symbol 'ETHUSD'",
         ),
         (["--spot-qty", "1", "--price", "60000", "--collateral", "100"], 4, "below the initial margin"),
+        (
+            ["--spot-qty", "1", "--price", "60000", "--other-unrealized-pnl", "-5"],
+            2,
+            "only share the wallet in cross mode",
+        ),
+        (
+            [
+                "--spot-qty",
+                "1",
+                "--price",
+                "60000",
+                "--contract",
+                "inverse",
+                "--liquidation-formula",
+                "bybit",
+            ],
+            2,
+            "linear isolated positions only",
+        ),
+        (["--spot-qty", "1", "--price", "60000", "--mmr", "0.6"], 4, "liquidated on opening"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_and_no_traceback(
@@ -157,9 +185,59 @@ def test_registering_the_plan_command_does_not_import_numpy() -> None:
 
 def test_inverse_btc_plan_uses_the_bundled_coinm_brackets() -> None:
     # 1 BTC posted as collateral, short its USD value at 1x: no liquidation price on a rise
-    result = runner.invoke(app, ["plan", "--spot-qty", "1", "--price", "60000", "--contract", "inverse",
-                                 "--leverage", "1", "--collateral", "1", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "--spot-qty",
+            "1",
+            "--price",
+            "60000",
+            "--contract",
+            "inverse",
+            "--leverage",
+            "1",
+            "--collateral",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     plan = json.loads(result.output)
     assert plan["mmr"] == 0.004 and plan["perp_qty"] == -600
     assert plan["liquidation_price"] is None  # the coins are the collateral: no liquidation on a rise
+
+
+def test_cross_with_other_positions_moves_the_liquidation_price() -> None:
+    base = ["--spot-qty", "1", "--price", "60000", "--margin-mode", "cross", "--collateral", "50000"]
+    alone = plan_json(*base)
+    shared = plan_json(*base, "--other-maint-margin", "2000", "--other-unrealized-pnl", "-5000")
+    # Binance cross, short, bracket 2 (0.5 %, cum 50): (WB − TMM1 + UPNL1 + cum + Q·EP) / (Q·(1 + MMR))
+    assert alone["liquidation_price"] == pytest.approx((50_000 + 50 + 60_000) / 1.005, rel=1e-12)
+    assert shared["liquidation_price"] == pytest.approx(
+        (50_000 - 2_000 - 5_000 + 50 + 60_000) / 1.005, rel=1e-12
+    )
+    assert shared["margin_ratio"] == pytest.approx(2_250 / 45_000)
+
+
+def test_bybit_formula_option_gives_bybits_published_short_example() -> None:
+    # Bybit "Liquidation Price (USDT Contract)": short 1 BTC at 8,000, 40x, MMR 0.5 % → 8,160
+    data = plan_json(
+        "--spot-qty",
+        "1",
+        "--price",
+        "8000",
+        "--mmr",
+        "0.005",
+        "--leverage",
+        "40",
+        "--liquidation-formula",
+        "bybit",
+    )
+    assert data["liquidation_price"] == pytest.approx(8_160.0, abs=1e-9)
+
+
+def test_root_help_states_the_exit_codes() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "plan" in result.output and "Exit codes" in result.output and "4 margin refused" in result.output

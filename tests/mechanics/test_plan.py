@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from perphedge.errors import InputError, MarginError
 from perphedge.mechanics.brackets import BracketTable
 from perphedge.mechanics.instruments import ContractKind
-from perphedge.mechanics.liquidation import liquidation_price_linear
+from perphedge.mechanics.liquidation import (
+    LiquidationFormula,
+    liquidation_price_inverse,
+    liquidation_price_linear,
+)
+from perphedge.mechanics.margin import MarginMode, maintenance_margin
 from perphedge.mechanics.plan import JSON_KEYS, STRESS_MOVES, PlanInputs, plan_hedge
 from tests.mechanics.tables import BTCUSDT_2024
 
@@ -188,7 +193,8 @@ def test_inverse_rounds_contracts_down_and_reports_the_residual_exposure() -> No
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [
-        ({"hedge_ratio": 50}, InputError, "looks like a percent: use 0.5"),
+        ({"hedge_ratio": 50}, InputError, "if it is a percent, use 0.5 for 50 %"),
+        ({"hedge_ratio": 1.5}, InputError, "more would leave you net short"),
         ({"hedge_ratio": -0.1}, InputError, "hedge ratio"),
         ({"spot_qty_base": 0.0}, InputError, "spot quantity .* must be greater than 0"),
         ({"price_usd": math.nan}, InputError, "price .* must be a finite number"),
@@ -206,7 +212,6 @@ def test_bad_inputs_are_refused_with_what_to_do(
 
 
 def test_cross_mode_gives_the_isolated_figures_and_says_why() -> None:
-    from perphedge.mechanics.margin import MarginMode
 
     isolated = plan_hedge(linear())
     cross = plan_hedge(linear(margin_mode=MarginMode.CROSS))
@@ -229,3 +234,156 @@ def test_inverse_bad_inputs() -> None:
         plan_hedge(inverse(collateral=2.0))
     with pytest.raises(InputError, match="smaller than one 100 USD contract"):
         plan_hedge(inverse(spot_qty_base=0.001))
+
+
+# --- cross margin with other positions, the Bybit alternative, refusals ------------------------------
+
+
+def test_cross_other_positions_enter_the_binance_formula_margin_ratio_and_targets() -> None:
+
+    inputs = linear(
+        margin_mode=MarginMode.CROSS,
+        collateral=50_000.0,
+        other_maintenance_margin=2_000.0,
+        other_unrealized_pnl=-5_000.0,
+    )
+    plan = plan_hedge(inputs)
+    # Binance one-way, short: LP = (WB − TMM1 + UPNL1 + cum + Q·EP) / (Q·(1 + MMR)), bracket 2 at LP
+    assert plan.liquidation_price == pytest.approx((50_000 - 2_000 - 5_000 + 50 + 60_000) / 1.005, rel=1e-12)
+    lp = plan.liquidation_price
+    account_at_lp = 50_000 - 5_000 - (lp - 60_000)
+    assert account_at_lp == pytest.approx(maintenance_margin(lp, BTCUSDT_2024) + 2_000, rel=1e-9)
+    assert plan.margin_ratio == pytest.approx((250 + 2_000) / 45_000)
+    for point in plan.stress:
+        assert point.liquidated == (point.price >= lp)
+        if not point.liquidated:  # spot + whole cross account (other PnL held) is constant
+            assert point.total_value_usd == pytest.approx(60_000 + 50_000 - 5_000, rel=1e-12)
+    for target in plan.collateral_targets:
+        again = plan_hedge(
+            linear(
+                margin_mode=MarginMode.CROSS,
+                collateral=target.collateral,
+                other_maintenance_margin=2_000.0,
+                other_unrealized_pnl=-5_000.0,
+            )
+        )
+        assert again.liquidation_price == pytest.approx(target.liquidation_price, rel=1e-12)
+    isolated = plan_hedge(linear(collateral=50_000.0))
+    assert isolated.liquidation_price is not None and isolated.liquidation_price > lp
+
+
+def test_cross_inverse_other_positions_in_coins() -> None:
+
+    plan = plan_hedge(
+        inverse(margin_mode=MarginMode.CROSS, other_maintenance_margin=0.01, other_unrealized_pnl=-0.05)
+    )
+    expected = liquidation_price_inverse(
+        side=-1,
+        contracts=600,
+        contract_size_usd=100,
+        entry_price=60_000,
+        wallet_balance_coin=0.5,
+        table=COIN_TABLE,
+        other_maintenance_margin_coin=0.01,
+        other_unrealized_pnl_coin=-0.05,
+    )
+    assert plan.liquidation_price == pytest.approx(expected, rel=1e-12)
+    assert plan.liquidation_price < plan_hedge(inverse()).liquidation_price
+    assert plan.margin_ratio == pytest.approx((0.004 + 0.01) / 0.45)
+
+
+def test_bybit_formula_reproduces_bybits_short_example_8160() -> None:
+    # Bybit "Liquidation Price (USDT Contract)": short 1 BTC at 8,000, 40x, MMR 0.5 % → 8,160
+
+    inputs = linear(
+        price_usd=8_000.0,
+        table=BracketTable.single("BTCUSDT", 0.005),
+        leverage=40.0,
+        liquidation_formula=LiquidationFormula.BYBIT,
+    )
+    plan = plan_hedge(inputs)
+    assert plan.liquidation_price == pytest.approx(8_160.0, abs=1e-9)
+    assert any("Bybit classic" in note for note in plan.notes)
+    binance = plan_hedge(
+        linear(price_usd=8_000.0, table=BracketTable.single("BTCUSDT", 0.005), leverage=40.0)
+    )
+    # Binance evaluates MM at LP (a larger notional on a rise): a slightly lower price for a short
+    assert binance.liquidation_price == pytest.approx((200 + 8_000) / 1.005, rel=1e-12)
+    assert binance.liquidation_price < plan.liquidation_price
+
+
+def test_bybit_formula_stress_and_targets_follow_the_entry_value_rule() -> None:
+
+    plan = plan_hedge(linear(liquidation_formula=LiquidationFormula.BYBIT))
+    # MM at entry 250 (60k at 0.5 % − 50): LP = EP + (collateral − MM) / Q
+    assert plan.liquidation_price == pytest.approx(60_000 + 30_000 - 250, rel=1e-12)
+    for point in plan.stress:
+        assert point.liquidated == (point.price >= plan.liquidation_price)
+    for target in plan.collateral_targets:
+        again = plan_hedge(linear(collateral=target.collateral, liquidation_formula=LiquidationFormula.BYBIT))
+        assert again.liquidation_price == pytest.approx(target.liquidation_price, rel=1e-12)
+
+
+def test_refusals_for_modes_that_do_not_apply() -> None:
+
+    with pytest.raises(InputError, match="only share the wallet in cross mode"):
+        linear(other_unrealized_pnl=-5.0)
+    with pytest.raises(InputError, match="must not be negative"):
+        linear(margin_mode=MarginMode.CROSS, other_maintenance_margin=-1.0)
+    with pytest.raises(InputError, match="linear isolated positions only"):
+        inverse(liquidation_formula=LiquidationFormula.BYBIT)
+    with pytest.raises(InputError, match="linear isolated positions only"):
+        linear(margin_mode=MarginMode.CROSS, liquidation_formula=LiquidationFormula.BYBIT)
+
+
+def test_a_hedge_liquidated_on_opening_is_refused() -> None:
+    # MMR 60 % at 2x: maintenance 36,000 > collateral 30,000 (Binance would never allow it)
+    with pytest.raises(MarginError, match="liquidated on opening"):
+        plan_hedge(linear(table=BracketTable.single("BTCUSDT", 0.6)))
+    with pytest.raises(MarginError, match="liquidated on opening"):
+        plan_hedge(linear(margin_mode=MarginMode.CROSS, other_maintenance_margin=40_000.0))
+
+
+def test_no_position_is_plus_zero_not_minus_zero() -> None:
+    assert math.copysign(1.0, plan_hedge(linear(hedge_ratio=0.0)).perp_qty) == 1.0
+    assert math.copysign(1.0, plan_hedge(inverse(hedge_ratio=0.0)).perp_qty) == 1.0
+
+
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
+@given(
+    mode=st.sampled_from(["isolated", "cross", "bybit"]),
+    spot_qty=st.floats(0.01, 200),
+    price=st.floats(100, 200_000),
+    collateral_fraction=st.floats(0.1, 3.0),
+    other_mm_fraction=st.floats(0, 0.05),
+    other_upnl_fraction=st.floats(-0.05, 0.05),
+)
+def test_at_the_plans_liquidation_price_margin_balance_equals_maintenance_in_every_mode(
+    mode: str,
+    spot_qty: float,
+    price: float,
+    collateral_fraction: float,
+    other_mm_fraction: float,
+    other_upnl_fraction: float,
+) -> None:
+
+    notional = spot_qty * price
+    cross = mode == "cross"
+    other_mm = other_mm_fraction * notional if cross else 0.0
+    other_upnl = other_upnl_fraction * notional if cross else 0.0
+    inputs = linear(
+        spot_qty_base=spot_qty,
+        price_usd=price,
+        leverage=1.0,
+        collateral=collateral_fraction * notional + other_mm - other_upnl + notional,
+        margin_mode=MarginMode.CROSS if cross else MarginMode.ISOLATED,
+        other_maintenance_margin=other_mm,
+        other_unrealized_pnl=other_upnl,
+        liquidation_formula=LiquidationFormula.BYBIT if mode == "bybit" else LiquidationFormula.BINANCE,
+    )
+    plan = plan_hedge(inputs)
+    lp = plan.liquidation_price
+    assert lp is not None and lp > price
+    balance = plan.collateral + other_upnl - spot_qty * (lp - price)
+    own = maintenance_margin(notional if mode == "bybit" else spot_qty * lp, BTCUSDT_2024)
+    assert balance == pytest.approx(own + other_mm, rel=1e-9, abs=1e-9 * notional)

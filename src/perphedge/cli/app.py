@@ -19,6 +19,10 @@ app = typer.Typer(
         "Plan, backtest, scan and run spot + perpetual funding-rate hedges (hold spot, short the perp, "
         "earn funding). Money is in USD(T); rates are fractions per funding interval (0.0001 = 0.01 %)."
     ),
+    epilog=(
+        "Exit codes: 0 success; 1 unexpected error; 2 bad input (one line 'error: …'); 3 exchange error; "
+        "4 margin refused; 5 keeper halted on purpose. 'perphedge COMMAND --help' for each command."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -14,6 +14,7 @@ import typer
 from perphedge.cli.app import app
 from perphedge.errors import InputError
 from perphedge.mechanics.instruments import ContractKind
+from perphedge.mechanics.liquidation import LiquidationFormula
 from perphedge.mechanics.margin import MarginMode
 
 # Literal copies of perphedge.mechanics.plan.DEFAULT_LEVERAGE / DEFAULT_FUNDING_RATE (a test keeps them equal):
@@ -57,8 +58,9 @@ def plan_command(
     symbol: str = typer.Option(
         "BTCUSDT",
         "--symbol",
-        help="Binance id (BTCUSDT) or ccxt symbol (BTC/USDT:USDT). Selects the bundled Binance USDⓈ-M bracket "
-        "table and the default inverse contract size.",
+        help="Binance id (BTCUSDT) or ccxt symbol (BTC/USDT:USDT). Selects the bundled Binance bracket table "
+        "(USDⓈ-M for linear; the coin's COIN-M table for inverse, e.g. BTCUSDT → BTCUSD) and the default "
+        "inverse contract size.",
     ),
     hedge_ratio: float = typer.Option(
         1.0, "--hedge-ratio", help="Fraction of the coins to short, 0…1 (0.5 = half hedged; not percent)."
@@ -67,7 +69,8 @@ def plan_command(
         ContractKind.LINEAR,
         "--contract",
         help="linear: USDⓈ-M, qty in coins, USD(T) collateral. inverse: COIN-M, whole contracts of "
-        "--contract-size USD, collateral in coins taken from the holding (needs --mmr).",
+        "--contract-size USD (rounded down), collateral in coins taken from the holding; bundled brackets "
+        "for BTC only, other coins need --mmr.",
         case_sensitive=False,
     ),
     contract_size: float | None = typer.Option(
@@ -79,14 +82,16 @@ def plan_command(
     margin_mode: MarginMode = typer.Option(
         MarginMode.ISOLATED,
         "--margin-mode",
-        help="isolated or cross. The spot coins are never futures collateral; with no other futures "
-        "positions both modes give the same figures.",
+        help="isolated or cross. The spot coins are never futures collateral. In cross mode --collateral is "
+        "the cross wallet balance and --other-maint-margin / --other-unrealized-pnl describe the other "
+        "positions in it; without them both modes give the same figures.",
         case_sensitive=False,
     ),
     collateral: float | None = typer.Option(
         None,
         "--collateral",
-        help="Margin posted for the short: USD(T) for linear, coins for inverse. Default: notional / --leverage.",
+        help="Margin posted for the short (cross: the cross wallet balance): USD(T) for linear, coins for "
+        "inverse. Default: notional / --leverage.",
         show_default=False,
     ),
     leverage: float = typer.Option(
@@ -125,6 +130,26 @@ def plan_command(
     fee_perp: float = typer.Option(
         0.0005, "--fee-perp", help="Perp fee per side, fraction (Binance base-tier taker 0.0005)."
     ),
+    other_maintenance_margin: float = typer.Option(
+        0.0,
+        "--other-maint-margin",
+        help="Cross only: maintenance margin of your other positions in the same cross wallet (Binance TMM1), "
+        "USD(T) for linear, coins for inverse. Held constant in the stress table.",
+    ),
+    other_unrealized_pnl: float = typer.Option(
+        0.0,
+        "--other-unrealized-pnl",
+        help="Cross only: unrealised PnL of those other positions (Binance UPNL1; negative = a loss), same "
+        "unit. Held constant in the stress table.",
+    ),
+    liquidation_formula: LiquidationFormula = typer.Option(
+        LiquidationFormula.BINANCE,
+        "--liquidation-formula",
+        help="binance: maintenance margin at the liquidation price, bracket of the notional there. bybit: "
+        "Bybit's classic USDT formula, maintenance margin fixed at the entry value (linear isolated only; "
+        "the brackets still come from the Binance table or --mmr). The stress table follows the same rule.",
+        case_sensitive=False,
+    ),
     brackets_at: str | None = typer.Option(
         None,
         "--brackets-at",
@@ -138,11 +163,15 @@ def plan_command(
     the liquidation price at least +50 % / +100 % above the price.
 
     Liquidation uses Binance's formula (maintenance margin at the liquidation price, with the bracket of the
-    notional there). Money is USD(T); inverse coin amounts are converted at --price.
+    notional there) unless --liquidation-formula bybit. Money is USD(T); inverse coin amounts are
+    converted at --price.
 
     Capital (for the APR on capital) = spot value + collateral for linear; the spot value for inverse (the
     collateral coins come from the holding). After a liquidation the stress table counts the futures
     wallet as 0 and the spot as unhedged.
+
+    Exit codes: 0 ok; 2 bad input (one line "error: …"); 4 margin refused (collateral below the initial
+    margin, leverage above the bracket's maximum, a position liquidated on opening).
 
     Example: perphedge plan --spot-qty 1 --price 60000 --leverage 1
     """
@@ -164,6 +193,9 @@ def plan_command(
         interval_hours=interval_hours,
         fee_spot=fee_spot,
         fee_perp=fee_perp,
+        other_maintenance_margin=other_maintenance_margin,
+        other_unrealized_pnl=other_unrealized_pnl,
+        liquidation_formula=liquidation_formula,
     )
     plan = plan_hedge(inputs)
     if as_json:
@@ -234,7 +266,7 @@ def _print_plan(plan: HedgePlan) -> None:
     )
 
     summary = Table(
-        title=f"Hedge plan: {inputs.spot_qty_base:g} coins of {inputs.symbol} at {inputs.price_usd:,.2f}"
+        title=f"Hedge plan: {inputs.spot_qty_base:g} coins held, {inputs.symbol} at {inputs.price_usd:,.2f}"
     )
     summary.add_column("item")
     summary.add_column("value", justify="right")

@@ -31,11 +31,20 @@ the risk of oscillating. No root above 0 → ``None`` (the UI's "--"); never a n
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from perphedge.errors import InputError
 from perphedge.mechanics.brackets import BracketTable
 from perphedge.units import require_finite, require_non_negative, require_positive
 
 _BOUNDARY_TOLERANCE = 1e-12
+
+
+class LiquidationFormula(StrEnum):
+    """Which published liquidation formula to use (they differ in where maintenance margin is evaluated)."""
+
+    BINANCE = "binance"  # maintenance margin at the liquidation price (default)
+    BYBIT = "bybit"  # Bybit classic USDT isolated: maintenance margin at the entry value
 
 
 def _require_side(side: int) -> int:

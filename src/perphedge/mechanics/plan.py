@@ -6,14 +6,18 @@ holding, one short perpetual against it, one margin picture.
 Model (DOMAIN.md, exchange-mechanics.md):
 - **Linear (USDⓈ-M).** Short ``hedge_ratio × spot_qty`` coins. The futures wallet holds ``collateral``
   USD(T), separate from the spot coins: the spot coins are **not** futures collateral, in isolated or
-  cross mode. With no other futures positions the cross wallet is this collateral, so cross and
-  isolated give the same numbers here (the note says so).
+  cross mode. In cross mode ``collateral`` is the cross wallet balance and the account's *other*
+  positions enter through their maintenance margin and unrealised PnL (Binance's TMM1 and UPNL1,
+  ``other_maintenance_margin`` / ``other_unrealized_pnl``, held constant under the stress moves);
+  with no other positions cross and isolated give the same numbers (the note says so).
 - **Inverse (COIN-M).** Short ``hedge_ratio × spot value`` in whole contracts of ``contract_size_usd``
   (rounded down: never over-hedged). ``collateral`` is in coins, taken *from* the spot holding and
   posted to the COIN-M wallet. Posting all coins at 1x makes the account's USD value constant and the
   short impossible to liquidate by a rise.
-- Liquidation: Binance formulas, maintenance margin evaluated at the liquidation price with the
-  bracket of the notional there (``mechanics.liquidation``).
+- Liquidation: Binance formulas by default, maintenance margin evaluated at the liquidation price with
+  the bracket of the notional there (``mechanics.liquidation``). ``LiquidationFormula.BYBIT`` uses
+  Bybit's classic USDT isolated formula instead (maintenance margin fixed at the entry value; linear
+  isolated only); the stress table and the collateral targets then follow the same rule.
 - Fees: the spot leg is bought to open and sold to close (``fee_spot`` per side; pass 0 if you
   already hold the coins and will keep them); the perp leg pays ``fee_perp`` per side; all at ``price``.
 - Stress: each price move is applied to spot and mark alike (no basis). A move at or beyond the
@@ -40,7 +44,9 @@ from perphedge.mechanics.funding import (
 )
 from perphedge.mechanics.instruments import ContractKind, default_contract_size_usd, split_exchange_id
 from perphedge.mechanics.liquidation import (
+    LiquidationFormula,
     liquidation_distance,
+    liquidation_price_bybit_linear_isolated,
     liquidation_price_inverse,
     liquidation_price_linear,
     wallet_balance_for_liquidation_price_inverse,
@@ -114,6 +120,8 @@ class PlanInputs:
     ``collateral`` is USD for linear, coins for inverse; ``None`` = notional / leverage.
     ``table`` is the bracket table to use (the bundled Binance one, or ``BracketTable.single`` from
     the user's own MMR); for inverse contracts it is in coin notional.
+    ``other_maintenance_margin`` / ``other_unrealized_pnl`` (cross only; USD for linear, coins for
+    inverse) are the other positions sharing the cross wallet (Binance's TMM1 and UPNL1).
     """
 
     symbol: str
@@ -130,11 +138,21 @@ class PlanInputs:
     interval_hours: float = 8.0
     fee_spot: float = 0.001
     fee_perp: float = 0.0005
+    other_maintenance_margin: float = 0.0
+    other_unrealized_pnl: float = 0.0
+    liquidation_formula: LiquidationFormula = LiquidationFormula.BINANCE
 
     def __post_init__(self) -> None:
         require_positive("spot quantity (--spot-qty)", self.spot_qty_base)
         require_positive("price (--price)", self.price_usd)
-        require_fraction("hedge ratio (--hedge-ratio)", self.hedge_ratio)
+        ratio = require_finite("hedge ratio (--hedge-ratio)", self.hedge_ratio)
+        if ratio > 1.0:
+            raise InputError(
+                f"hedge ratio (--hedge-ratio) must be a fraction between 0 and 1 (1 = fully hedged; more would "
+                f"leave you net short, which plan does not model); it was {ratio!r}; if it is a percent, "
+                f"use {ratio / 100:g} for {ratio:g} %"
+            )
+        require_fraction("hedge ratio (--hedge-ratio)", ratio)
         require_positive("leverage (--leverage)", self.leverage)
         if self.collateral is not None:
             require_non_negative("collateral (--collateral)", self.collateral)
@@ -156,6 +174,26 @@ class PlanInputs:
             raise InputError(f"funding interval (--interval-hours) must be at most 24 h; it was {hours!r}")
         require_fraction("spot fee (--fee-spot)", self.fee_spot, high=MAX_FEE_RATE)
         require_fraction("perp fee (--fee-perp)", self.fee_perp, high=MAX_FEE_RATE)
+        require_non_negative(
+            "other positions' maintenance margin (--other-maint-margin)", self.other_maintenance_margin
+        )
+        require_finite("other positions' unrealised PnL (--other-unrealized-pnl)", self.other_unrealized_pnl)
+        if self.margin_mode is MarginMode.ISOLATED and (
+            self.other_maintenance_margin != 0.0 or self.other_unrealized_pnl != 0.0
+        ):
+            raise InputError(
+                "other positions (--other-maint-margin, --other-unrealized-pnl) only share the wallet in "
+                f"cross mode; they were {self.other_maintenance_margin!r} and {self.other_unrealized_pnl!r} "
+                "with isolated margin; add --margin-mode cross or drop them"
+            )
+        if self.liquidation_formula is LiquidationFormula.BYBIT and (
+            self.contract is not ContractKind.LINEAR or self.margin_mode is not MarginMode.ISOLATED
+        ):
+            raise InputError(
+                "the Bybit classic liquidation formula (--liquidation-formula bybit) is published for linear "
+                f"isolated positions only; it was asked for with {self.contract.value} {self.margin_mode.value} "
+                "margin; use --contract linear --margin-mode isolated, or the Binance formula"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,18 +277,47 @@ def plan_hedge(inputs: PlanInputs) -> HedgePlan:
     return _plan_linear(inputs)
 
 
-def _common_notes(inputs: PlanInputs) -> list[str]:
+def _common_notes(inputs: PlanInputs, unit: str) -> list[str]:
+    if inputs.liquidation_formula is LiquidationFormula.BYBIT:
+        liquidation = (
+            "liquidation: Bybit classic USDT isolated formula, maintenance margin fixed at the entry value "
+            "(bracket of the entry notional); Binance's formula would evaluate it at the liquidation price"
+        )
+    else:
+        liquidation = (
+            "liquidation: Binance formula, maintenance margin at the liquidation price (bracket of the "
+            "notional there)"
+        )
     notes = [
-        "liquidation: Binance formula, maintenance margin at the liquidation price (bracket of the notional there)",
+        liquidation,
         f"funding: {inputs.funding_rate_per_interval:g} per {inputs.interval_hours:g} h interval, "
         "assumed constant; positive = the short receives",
     ]
     if inputs.margin_mode is MarginMode.CROSS:
-        notes.append(
-            "cross: the spot coins are not futures collateral; with no other futures positions the cross "
-            "wallet is the collateral, so the figures equal isolated mode"
-        )
+        if inputs.other_maintenance_margin == 0.0 and inputs.other_unrealized_pnl == 0.0:
+            notes.append(
+                "cross: the spot coins are not futures collateral; with no other futures positions the cross "
+                "wallet is the collateral, so the figures equal isolated mode (describe other positions with "
+                "--other-maint-margin and --other-unrealized-pnl)"
+            )
+        else:
+            notes.append(
+                f"cross: the spot coins are not futures collateral; the cross wallet ({unit}) also carries other "
+                f"positions with maintenance margin {inputs.other_maintenance_margin:,.6g} and unrealised PnL "
+                f"{inputs.other_unrealized_pnl:,.6g} {unit}, held constant in the stress table"
+            )
     return notes
+
+
+def _require_not_liquidated_on_opening(maintenance: float, margin_balance: float, unit: str) -> None:
+    """Refuse a hedge whose maintenance margin already uses up its margin balance (liquidated at once)."""
+    if maintenance >= margin_balance:
+        raise MarginError(
+            f"the short would be liquidated on opening: the maintenance margin {maintenance:,.6g} {unit} (with "
+            f"any other cross positions') is not below the margin balance {margin_balance:,.6g} {unit} "
+            "(collateral plus other positions' unrealised PnL); post more collateral, lower --leverage or "
+            "check --mmr (it must be below 1 / leverage)"
+        )
 
 
 def _check_margin(inputs: PlanInputs, notional: float, collateral: float, initial: float, unit: str) -> None:
@@ -287,21 +354,48 @@ def _funding_figures(
 
 def _plan_linear(inputs: PlanInputs) -> HedgePlan:
     price, spot_qty, table = inputs.price_usd, inputs.spot_qty_base, inputs.table
+    other_mm, other_upnl = inputs.other_maintenance_margin, inputs.other_unrealized_pnl
+    bybit = inputs.liquidation_formula is LiquidationFormula.BYBIT
     qty = inputs.hedge_ratio * spot_qty
     notional = qty * price
     initial = initial_margin_usd(notional, inputs.leverage)
     collateral = initial if inputs.collateral is None else inputs.collateral
     _check_margin(inputs, notional, collateral, initial, "USD")
-    notes = _common_notes(inputs)
+    notes = _common_notes(inputs, "USD")
+    account_balance = (
+        collateral + other_upnl
+    )  # the (cross) wallet's margin balance before this position's PnL
+
+    def own_maintenance(notional_now: float) -> float:
+        """This position's maintenance margin: Binance at the current notional; Bybit classic at entry."""
+        return maintenance_margin(notional if bybit else notional_now, table)
 
     if qty > 0.0:
         bracket = table.for_notional(notional)
         maintenance = maintenance_margin(notional, table)
-        lp = liquidation_price_linear(
-            side=-1, qty_base=qty, entry_price=price, wallet_balance_usd=collateral, table=table
-        )
+        _require_not_liquidated_on_opening(maintenance + other_mm, account_balance, "USD")
+        if bybit:
+            lp = liquidation_price_bybit_linear_isolated(
+                side=-1,
+                qty_base=qty,
+                entry_price=price,
+                leverage=inputs.leverage,
+                mmr=bracket.mmr,
+                maintenance_deduction_usd=bracket.maintenance_amount_usd,
+                extra_margin_usd=collateral - initial,
+            )
+        else:
+            lp = liquidation_price_linear(
+                side=-1,
+                qty_base=qty,
+                entry_price=price,
+                wallet_balance_usd=collateral,
+                table=table,
+                other_maintenance_margin_usd=other_mm,
+                other_unrealized_pnl_usd=other_upnl,
+            )
         mmr, amount = bracket.mmr, bracket.maintenance_amount_usd
-        ratio = _margin_ratio_or_none(maintenance, collateral)
+        ratio = _margin_ratio_or_none(maintenance + other_mm, account_balance)
     else:
         maintenance, lp, mmr, amount, ratio = 0.0, None, None, None, None
         notes.append("hedge ratio 0: no perpetual position, nothing can be liquidated")
@@ -316,8 +410,8 @@ def _plan_linear(inputs: PlanInputs) -> HedgePlan:
     stress = []
     for move in STRESS_MOVES:
         moved = price * (1.0 + move)
-        balance = collateral - qty * (moved - price)
-        moved_maintenance = maintenance_margin(qty * moved, table) if qty > 0 else 0.0
+        balance = account_balance - qty * (moved - price)
+        moved_maintenance = own_maintenance(qty * moved) + other_mm if qty > 0 else 0.0
         liquidated = qty > 0 and balance <= moved_maintenance
         futures_value = 0.0 if liquidated else balance
         stress.append(
@@ -338,10 +432,13 @@ def _plan_linear(inputs: PlanInputs) -> HedgePlan:
         floor_collateral = notional / max_leverage_for_notional(table, notional)
         for buffer in LIQUIDATION_BUFFERS:
             target_price = price * (1.0 + buffer)
-            needed = wallet_balance_for_liquidation_price_linear(
-                side=-1, qty_base=qty, entry_price=price, liquidation_price=target_price, table=table
-            )
-            needed = max(needed, floor_collateral)
+            if bybit:  # Bybit: LP_short = EP + (collateral − MM_entry) / size, solved for the collateral
+                needed = qty * (target_price - price) + maintenance
+            else:
+                needed = wallet_balance_for_liquidation_price_linear(
+                    side=-1, qty_base=qty, entry_price=price, liquidation_price=target_price, table=table
+                )
+            needed = max(needed + other_mm - other_upnl, floor_collateral)
             targets.append(
                 CollateralTarget(
                     buffer=buffer, liquidation_price=target_price, collateral=needed, collateral_usd=needed
@@ -350,7 +447,7 @@ def _plan_linear(inputs: PlanInputs) -> HedgePlan:
 
     return HedgePlan(
         inputs=inputs,
-        perp_qty=-qty,
+        perp_qty=-qty if qty else 0.0,
         notional_usd=notional,
         collateral=collateral,
         collateral_usd=collateral,
@@ -379,6 +476,7 @@ def _plan_linear(inputs: PlanInputs) -> HedgePlan:
 
 def _plan_inverse(inputs: PlanInputs) -> HedgePlan:
     price, spot_qty, table = inputs.price_usd, inputs.spot_qty_base, inputs.table
+    other_mm, other_upnl = inputs.other_maintenance_margin, inputs.other_unrealized_pnl  # coins
     contract_size = inputs.contract_size_usd
     if contract_size is None:
         contract_size = default_contract_size_usd(split_exchange_id(inputs.symbol)[0])
@@ -399,7 +497,8 @@ def _plan_inverse(inputs: PlanInputs) -> HedgePlan:
             f"only {spot_qty!r} are held; lower --collateral or raise --spot-qty"
         )
     _check_margin(inputs, notional_coin, collateral, initial_coin, "coins")
-    notes = _common_notes(inputs)
+    notes = _common_notes(inputs, "coins")
+    account_balance = collateral + other_upnl  # coins: the COIN-M wallet's margin balance before this PnL
     notes.append(
         f"inverse: {contracts:g} contracts of {contract_size:g} USD (rounded down); collateral "
         f"{collateral:g} coins posted from the spot holding; coin amounts converted at {price:g}"
@@ -408,6 +507,7 @@ def _plan_inverse(inputs: PlanInputs) -> HedgePlan:
     if contracts > 0.0:
         bracket = table.for_notional(notional_coin)
         maintenance_coin = maintenance_margin(notional_coin, table)
+        _require_not_liquidated_on_opening(maintenance_coin + other_mm, account_balance, "coins")
         lp = liquidation_price_inverse(
             side=-1,
             contracts=contracts,
@@ -415,9 +515,11 @@ def _plan_inverse(inputs: PlanInputs) -> HedgePlan:
             entry_price=price,
             wallet_balance_coin=collateral,
             table=table,
+            other_maintenance_margin_coin=other_mm,
+            other_unrealized_pnl_coin=other_upnl,
         )
         mmr, amount_usd = bracket.mmr, bracket.maintenance_amount_usd * price
-        ratio = _margin_ratio_or_none(maintenance_coin, collateral)
+        ratio = _margin_ratio_or_none(maintenance_coin + other_mm, account_balance)
     else:
         maintenance_coin, lp, mmr, amount_usd, ratio = 0.0, None, None, None, None
         notes.append("hedge ratio 0: no perpetual position, nothing can be liquidated")
@@ -435,8 +537,8 @@ def _plan_inverse(inputs: PlanInputs) -> HedgePlan:
     stress = []
     for move in STRESS_MOVES:
         moved = price * (1.0 + move)
-        balance_coin = collateral - contracts * contract_size * (1.0 / price - 1.0 / moved)
-        moved_maintenance = maintenance_margin(notional / moved, table) if contracts > 0 else 0.0
+        balance_coin = account_balance - contracts * contract_size * (1.0 / price - 1.0 / moved)
+        moved_maintenance = maintenance_margin(notional / moved, table) + other_mm if contracts > 0 else 0.0
         liquidated = contracts > 0 and balance_coin <= moved_maintenance
         futures_coin = 0.0 if liquidated else balance_coin
         stress.append(
@@ -465,7 +567,7 @@ def _plan_inverse(inputs: PlanInputs) -> HedgePlan:
                 liquidation_price=target_price,
                 table=table,
             )
-            needed = max(needed, floor_collateral)
+            needed = max(needed + other_mm - other_upnl, floor_collateral)
             targets.append(
                 CollateralTarget(
                     buffer=buffer,
@@ -478,7 +580,7 @@ def _plan_inverse(inputs: PlanInputs) -> HedgePlan:
     net_base = spot_qty - notional_coin
     return HedgePlan(
         inputs=inputs,
-        perp_qty=-contracts,
+        perp_qty=-contracts if contracts else 0.0,
         notional_usd=notional,
         collateral=collateral,
         collateral_usd=collateral * price,
