@@ -294,8 +294,14 @@ def test_missing_settlement_is_an_error_with_the_gap(btc: MarketData, tmp_path: 
     paths = write_user_files(btc, tmp_path / "user")
     funding = pd.read_csv(paths["funding"])
     funding.drop(index=[50, 51]).to_csv(paths["funding"], index=False, float_format="%.17g")
-    with pytest.raises(DataError, match=r"funding\.csv: .*24\.0000 h apart, which is a gap"):
+    before, after = (btc.funding.index[i].as_unit("ms").isoformat() for i in (49, 52))
+    with pytest.raises(DataError) as info:
         import_market(request_for(paths), tmp_path / "data")
+    assert str(info.value).endswith(
+        f"funding.csv: settlements {before} (row 50) and {after} (row 51) are 24 h apart, which is a gap: "
+        "settlements are missing between them (or the times are shifted: check the timezone); intervals are 1, 2, 4, 8 h. Add the missing settlements "
+        "from the exchange (perphedge data fetch); nothing is filled in"
+    )
 
 
 def test_unknown_column_lists_the_columns_and_mapping_fixes_it(btc: MarketData, tmp_path: Path) -> None:

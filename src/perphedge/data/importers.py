@@ -42,8 +42,12 @@ from perphedge.data.bundled import (
 from perphedge.data.schema import BAR_COLUMNS, FUNDING_COLUMNS, TIMEFRAME_MS, DatasetInfo, MarketData
 from perphedge.data.validate import validate_market
 from perphedge.errors import DataError, InputError
-from perphedge.mechanics.funding import infer_interval_hours
-from perphedge.units import percent_to_fraction
+from perphedge.mechanics.funding import (
+    SETTLEMENT_JITTER_TOLERANCE_MS,
+    STANDARD_INTERVALS_HOURS,
+    infer_interval_hours,
+)
+from perphedge.units import MS_PER_HOUR, percent_to_fraction
 
 IMPORT_DIR_NAME = "import"
 META_NAME = "meta.json"
@@ -277,6 +281,38 @@ def read_price_file(path: Path, prefix: str, request: ImportRequest) -> pd.DataF
     return out
 
 
+def _spacing_problem(index: pd.DatetimeIndex) -> str | None:
+    """Describe, with times and row numbers, the first settlement spacing that is no funding interval.
+
+    The rule is ``infer_interval_hours``'s (whole hours within the ms jitter, one of the standard
+    intervals); this only words its failure for a user's file.
+    """
+    ts = index.as_unit("ms").asi8
+    if ts.size < 2:
+        return None
+    spacing = np.diff(ts)
+    hours = np.rint(spacing / MS_PER_HOUR)
+    bad = (np.abs(spacing - hours * MS_PER_HOUR) > SETTLEMENT_JITTER_TOLERANCE_MS) | ~np.isin(
+        hours, STANDARD_INTERVALS_HOURS
+    )
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    gap_h = spacing[i] / MS_PER_HOUR
+    allowed = ", ".join(f"{h:g}" for h in STANDARD_INTERVALS_HOURS)
+    what = (
+        "a gap: settlements are missing between them (or the times are shifted: check the timezone)"
+        if gap_h > max(STANDARD_INTERVALS_HOURS)
+        else "not a funding interval"
+    )
+    more = f" ({int(bad.sum())} such spacings in all)" if bad.sum() > 1 else ""
+    return (
+        f"settlements {index[i].isoformat()} (row {i + 1}) and {index[i + 1].isoformat()} (row {i + 2}) are "
+        f"{gap_h:g} h apart, which is {what}{more}; intervals are {allowed} h. Add the missing settlements "
+        "from the exchange (perphedge data fetch); nothing is filled in"
+    )
+
+
 def read_funding_file(request: ImportRequest) -> pd.DataFrame:
     """Return the funding settlements (``FUNDING_COLUMNS``) of a user's funding file.
 
@@ -303,7 +339,7 @@ def read_funding_file(request: ImportRequest) -> pd.DataFrame:
     try:
         hours = infer_interval_hours(index.asi8)
     except DataError as e:
-        raise DataError(str(e), where=str(path)) from e
+        raise DataError(_spacing_problem(index) or str(e), where=str(path)) from e
     marks = (
         _numbers(_column(frame, cols.mark_price, path), cols.mark_price, path)
         if cols.mark_price is not None
