@@ -230,3 +230,28 @@ def test_restart_mid_rebalance_finishes_the_same_rebalance_once(tmp_path: Path) 
     # the sale proceeds were still moved to the futures wallet, once, after the restart
     assert [t["transfer_id"] for t in keeper2.journal.transfers("done")] == ["phbtcdemop2"]
     close(keeper2)
+
+
+def test_a_partly_filled_leg_is_waited_for_at_most_leg_timeout_then_cancelled_and_completed(
+    tmp_path: Path,
+) -> None:
+    spec = make_spec(tmp_path, risk={"leg_timeout_s": 5.0})
+    keeper, venue = make_keeper(spec)
+    clock = {"t": 0.0}
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # simulated time: the test does not wait
+        slept.append(seconds)
+        clock["t"] += seconds
+
+    keeper.executor.sleep, keeper.executor.monotonic = sleep, lambda: clock["t"]
+    venue.inject(Fault(kind=FaultKind.PARTIAL_FILL, leg=Leg.PERP, fill_fraction=0.3))
+    report = keeper.cycle().report
+    # bounded: polled until the 5 s leg timeout, not longer (one poll interval of slack), then acted
+    assert 5.0 <= sum(slept) <= 5.0 + keeper.executor.limits.poll_interval_s
+    orders = {o["client_order_id"]: o for o in _venue_orders(venue)}
+    assert orders["phbtcdemod1pm0"]["state"] == "canceled" and "phbtcdemod1pc1" in orders
+    assert report.outcome == "complete"
+    events = [ln["event"] for ln in _log_lines(spec)]
+    assert events.index("order.cancel") < [i for i, e in enumerate(events) if e == "order.submit"][-1]
+    close(keeper)
