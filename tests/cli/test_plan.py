@@ -153,6 +153,11 @@ def test_help_lists_every_input() -> None:
             "linear isolated positions only",
         ),
         (["--spot-qty", "1", "--price", "60000", "--mmr", "0.6"], 4, "liquidated on opening"),
+        (
+            ["--spot-qty", "1", "--price", "60000", "--contract", "inverse", "--brackets-at", "2023-01-01"],
+            2,
+            "dated snapshots exist for USDⓈ-M (linear) tables only",
+        ),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_and_no_traceback(

@@ -316,3 +316,44 @@ def test_more_collateral_moves_a_short_liquidation_price_up(
     )
     assert lp_low is not None and lp_high is not None
     assert lp_low <= lp_high * (1 + 1e-12)
+
+
+@settings(deadline=None)  # no timing in unit tests: shared 2-core machine
+@given(
+    side=sides,
+    contracts=st.integers(1, 1_000_000),
+    entry=st.floats(100.0, 200_000),
+    wallet_fraction=st.floats(0.005, 3.0),
+    other_mm_fraction=st.floats(0.0, 0.2),
+    other_upnl_fraction=st.floats(-0.2, 0.2),
+    table=coin_tables,
+)
+def test_cross_inverse_balance_equals_maintenance_at_lp(
+    side: int,
+    contracts: int,
+    entry: float,
+    wallet_fraction: float,
+    other_mm_fraction: float,
+    other_upnl_fraction: float,
+    table: BracketTable,
+) -> None:
+    # COIN-M cross: WB − TMM1 + UPNL1 + side·Q·CS·(1/EP − 1/LP) = MM(LP) (all in coins)
+    size_usd = contracts * 100.0
+    coin_notional = size_usd / entry
+    wallet = wallet_fraction * coin_notional
+    other_mm, other_upnl = other_mm_fraction * coin_notional, other_upnl_fraction * coin_notional
+    lp = liquidation_price_inverse(
+        side=side,
+        contracts=contracts,
+        contract_size_usd=100.0,
+        entry_price=entry,
+        wallet_balance_coin=wallet,
+        table=table,
+        other_maintenance_margin_coin=other_mm,
+        other_unrealized_pnl_coin=other_upnl,
+    )
+    assume(lp is not None)
+    assert lp is not None and lp > 0
+    balance = wallet - other_mm + other_upnl + side * size_usd * (1 / entry - 1 / lp)
+    scale = max(size_usd / lp, wallet, other_mm, abs(other_upnl))
+    assert balance == pytest.approx(maintenance_margin(size_usd / lp, table), rel=1e-9, abs=1e-12 * scale)

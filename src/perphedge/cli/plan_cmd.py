@@ -231,6 +231,12 @@ def _bracket_table(
     if contract is ContractKind.INVERSE:
         from perphedge.data.brackets import bundled_coinm_bracket_table
 
+        if brackets_at is not None:
+            raise InputError(
+                f"--brackets-at was {brackets_at!r} but dated snapshots exist for USDⓈ-M (linear) tables only; "
+                "the COIN-M table is a single bundled one: drop --brackets-at, or give --mmr"
+            )
+
         return bundled_coinm_bracket_table(binance_id)
     from perphedge.data.brackets import bundled_bracket_table
     from perphedge.units import parse_utc
