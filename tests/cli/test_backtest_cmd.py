@@ -184,8 +184,18 @@ def test_help_is_complete_and_fast_to_start() -> None:
         "--horizon-days", "--roc-window", "--roc-gate", "--start", "--end", "--timeframe", "--capital", "--leverage",
         "--margin-mode", "--contract", "--contract-size", "--spot-qty", "--collateral", "--fee-spot", "--fee-perp",
         "--slippage-bps", "--collateral-policy", "--reserve-usd", "--json", "--report",
+        "--trigger-margin-ratio", "--target-margin-ratio", "--borrow-rates-csv", "--withdraw-excess",
+        "--reinvest-funding", "--clearance-fee", "--bracket-snapshot",
     ):  # fmt: skip
         assert flag in done.stdout, flag
+    # the defaults the help states are the engine's own
+    help_text = " ".join(done.stdout.split())
+    defaults = BacktestConfig()
+    assert "auto (sell_spot for linear, none for inverse)" in help_text and "[default: auto]" in help_text
+    assert defaults.collateral_policy == "sell_spot"  # auto resolved for the default linear contract
+    assert "[default: 0.02]" in help_text and defaults.trigger_margin_ratio == 0.02
+    assert "[default: 0.008]" in help_text and defaults.target_margin_ratio == 0.008
+    assert "[default: 0.0125]" in help_text and defaults.clearance_fee == 0.0125
     # heavy modules stay out of --help
     probe = subprocess.run(
         [
@@ -211,3 +221,89 @@ def test_help_states_the_strategies_real_defaults() -> None:
     assert (neutral.signal, neutral.window) == ("mean", 9)
     assert (neutral.enter_apr, neutral.exit_apr, neutral.negative_mode) == (0.05, 0.0, "unhedge")
     assert neutral.horizon_days is None and neutral.roc_window is None and article.roc_gate is None
+
+
+# --- engine options beyond capital and fees ---------------------------------------------------------------
+
+
+def test_engine_options_reach_the_run_and_change_it(monkeypatch, capsys) -> None:
+    base = [
+        "backtest",
+        "--symbol",
+        "BTCUSDT",
+        "--strategy",
+        "full",
+        "--start",
+        "2021-01-01",
+        "--end",
+        "2022-01-01",
+    ]
+    code, out, err = run_cli([*base, "--json"], monkeypatch, capsys)
+    assert code == 0, err
+    plain = json.loads(out)
+    code, out, err = run_cli(
+        [*base, "--json", "--reinvest-funding", "--withdraw-excess", "--clearance-fee", "0.01",
+         "--bracket-snapshot", "newest"],
+        monkeypatch,
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    tuned = json.loads(out)
+    settings = tuned["settings"]
+    assert settings["reinvest_funding"] is True and settings["withdraw_excess"] is True
+    assert settings["clearance_fee"] == 0.01 and settings["bracket_snapshot"] == "newest"
+    assert "newest bundled Binance bracket snapshot" in settings["brackets"]
+    assert (
+        plain["settings"]["reinvest_funding"] is False and plain["settings"]["bracket_snapshot"] == "in_force"
+    )
+    # reinvesting 2021's funding buys more spot: more trades and a different end
+    assert tuned["trades"] > plain["trades"]
+    assert tuned["final_equity_usd"] != pytest.approx(plain["final_equity_usd"], rel=1e-6)
+
+
+def test_borrow_rates_csv_is_used_by_reverse_carry(tmp_path: Path, monkeypatch, capsys) -> None:
+    # Arrange: a constant 0.01 %/day as a series must equal --borrow-rate-per-day 0.0001; doubling it doubles
+    # the interest (the borrowed coins are the same: the strategy does not see the rate)
+    args = ["backtest", "--symbol", "BTCUSDT", "--strategy", "dynamic-neutral", "--negative-mode", "reverse",
+            "--start", "2022-01-01", "--end", "2023-01-01", "--json"]  # fmt: skip
+    same = tmp_path / "same.csv"
+    same.write_text("ts,rate_per_day\n2021-12-01,0.0001\n", encoding="utf-8")
+    double = tmp_path / "double.csv"
+    double.write_text("ts,rate_per_day\n2021-12-01,0.0001\n2022-01-01T00:00Z,0.0002\n", encoding="utf-8")
+    # Act
+    runs = {}
+    for name, extra in (("constant", []), ("same", ["--borrow-rates-csv", str(same)]),
+                        ("double", ["--borrow-rates-csv", str(double)])):  # fmt: skip
+        code, out, err = run_cli([*args, *extra], monkeypatch, capsys)
+        assert code == 0, err
+        runs[name] = json.loads(out)
+    # Assert
+    assert runs["constant"]["borrow_usd"] < 0
+    assert runs["same"]["borrow_usd"] == pytest.approx(runs["constant"]["borrow_usd"], rel=1e-12)
+    assert runs["double"]["borrow_usd"] == pytest.approx(2 * runs["constant"]["borrow_usd"], rel=1e-9)
+    assert "2 rates per day from 2021-12-01" in runs["double"]["settings"]["borrow_rate_series"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("time,rate\n2021-01-01,0.0001\n", "needs the columns ts and rate_per_day"),
+        ("ts,rate_per_day\n", "has no rows"),
+        ("ts,rate_per_day\nlast monday,0.0001\n", "line 2: ts was 'last monday'"),
+        ("ts,rate_per_day\n2019-01-01,0.01%\n", "line 2: rate_per_day was '0.01%'"),
+        ("ts,rate_per_day\n2019-01-02,0.0001\n2019-01-01,0.0001\n", "must increase strictly"),
+        ("ts,rate_per_day\n2019-01-01,-0.0001\n", "borrow_rate_series at 2019-01-01"),
+        ("ts,rate_per_day\n2023-06-01,0.0001\n", "add a rate at or before the start"),
+    ],
+)
+def test_bad_borrow_rates_csv_is_one_line_and_exit_2(
+    text, message, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    path = tmp_path / "rates.csv"
+    path.write_text(text, encoding="utf-8")
+    code, out, err = run_cli(
+        ["backtest", "--symbol", "BTCUSDT", *WINDOW, "--borrow-rates-csv", str(path)], monkeypatch, capsys
+    )
+    assert code == 2, (out, err)
+    assert message in err
+    assert err.startswith("error: ") and err.count("\n") == 1

@@ -397,3 +397,24 @@ def test_to_returns_flows_are_not_returns_at_any_bar(deposits) -> None:
     np.testing.assert_allclose(returns.to_numpy(), held_over_bar, rtol=1e-9, atol=1e-15)
     wealth = to_wealth_index(returns)
     assert np.isfinite(wealth).all() and (wealth > 0).all()
+
+
+def test_calc_summary_of_a_liquidated_run_reports_margin_ratio_100_percent() -> None:
+    # The 2x short of a full hedge without collateral policy is liquidated intrabar on 2020-08-01; the
+    # last bar close before it showed a margin ratio far below 100 %: the summary must not report that.
+    from perphedge.engine.config import BacktestConfig
+    from perphedge.engine.loop import run_backtest
+    from perphedge.strategies.registry import build_strategy
+
+    config = BacktestConfig(
+        start=pd.Timestamp("2020-01-01", tz="UTC"),
+        end=pd.Timestamp("2021-01-01", tz="UTC"),
+        collateral_policy="none",
+    )
+    result = run_backtest(btc_8h(), build_strategy("full"), config)
+    closes = result.timeseries["margin_ratio"].to_numpy(dtype=float)
+    assert result.liquidations == 1 and np.nanmax(closes) < 0.5
+    summary = calc_summary(result)
+    assert summary["liquidations"] == 1
+    assert summary["worst_margin_ratio"] == 1.0
+    assert summary["min_liquidation_distance"] == 0.0

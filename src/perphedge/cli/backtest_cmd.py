@@ -124,7 +124,9 @@ TriggerMarginRatio = Annotated[
 TargetMarginRatio = Annotated[
     float,
     typer.Option(
-        "--target-margin-ratio", help="The margin ratio the collateral policy restores (below the trigger)."
+        "--target-margin-ratio",
+        help="The margin ratio the collateral policy restores, below the trigger (at 0.008 the margin "
+        "balance is 50 % of the notional with BTCUSDT's 0.4 % MMR).",
     ),
 ]
 ReserveUsd = Annotated[
@@ -134,6 +136,50 @@ BorrowRate = Annotated[
     float,
     typer.Option(
         "--borrow-rate-per-day", help="Margin-borrow interest for reverse carry, a fraction per day."
+    ),
+]
+WithdrawExcess = Annotated[
+    bool,
+    typer.Option(
+        "--withdraw-excess/--no-withdraw-excess",
+        help="Move futures margin above the initial margin (notional / L) back to the spot wallet at each "
+        "bar close (linear only).",
+    ),
+]
+ReinvestFunding = Annotated[
+    bool,
+    typer.Option(
+        "--reinvest-funding/--no-reinvest-funding",
+        help="Reinvest funding received: L/(1+L) of it buys spot and the short grows with it (linear only).",
+    ),
+]
+ClearanceFee = Annotated[
+    float,
+    typer.Option(
+        "--clearance-fee",
+        help="Liquidation clearance fee, a fraction of the notional at the liquidation price "
+        "(0.0125 = 1.25 %, Binance BTCUSDT).",
+    ),
+]
+BracketSnapshot = Annotated[
+    str,
+    typer.Option(
+        "--bracket-snapshot",
+        help="Maintenance-margin brackets: in_force (the bundled Binance snapshot in force at each date) "
+        "or newest (the newest bundled snapshot throughout).",
+    ),
+]
+BorrowRatesCsv = Annotated[
+    Path | None,
+    typer.Option(
+        "--borrow-rates-csv",
+        show_default=False,
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="Margin-borrow rates over time for reverse carry, replacing --borrow-rate-per-day: a CSV with "
+        "columns ts (ISO UTC date/time) and rate_per_day (fraction); each rate applies from its ts until "
+        "the next and must cover the whole run.",
     ),
 ]
 JsonOutput = Annotated[
@@ -251,12 +297,21 @@ def backtest(
     target_margin_ratio: TargetMarginRatio = 0.008,
     reserve_usd: ReserveUsd = 0.0,
     borrow_rate_per_day: BorrowRate = 0.0001,
+    borrow_rates_csv: BorrowRatesCsv = None,
+    withdraw_excess: WithdrawExcess = False,
+    reinvest_funding: ReinvestFunding = False,
+    clearance_fee: ClearanceFee = 0.0125,
+    bracket_snapshot: BracketSnapshot = "in_force",
     json_output: JsonOutput = False,
     report: Report = None,
 ) -> None:
     """Backtest one hedging strategy on real history: returns, risk, and every USD attributed.
 
-    Money is in USD(T); fees, rates and returns are fractions. Exit code 2 on bad input.
+    Decisions are taken at each bar's close on data up to then; both legs fill at the next bar's open
+    with the fees and slippage given. By default (--collateral-policy auto) a linear hedge sells spot
+    and shrinks the short alike when the margin ratio passes 2 %, back to 0.8 %; --collateral-policy
+    none lets it be liquidated. Money is in USD(T) (1 USDT = 1 USD); fees, rates and returns are
+    fractions. Exit code 2 on bad input.
     """
     _check_report_path(report)
     from perphedge.engine.loop import run_backtest
@@ -281,6 +336,11 @@ def backtest(
         target_margin_ratio=target_margin_ratio,
         reserve_usd=reserve_usd,
         borrow_rate_per_day=borrow_rate_per_day,
+        borrow_rates_csv=borrow_rates_csv,
+        withdraw_excess=withdraw_excess,
+        reinvest_funding=reinvest_funding,
+        clearance_fee=clearance_fee,
+        bracket_snapshot=bracket_snapshot,
     )
     options: dict[str, Any] = {
         "ratio": ratio,
@@ -341,6 +401,11 @@ def compare(
     target_margin_ratio: TargetMarginRatio = 0.008,
     reserve_usd: ReserveUsd = 0.0,
     borrow_rate_per_day: BorrowRate = 0.0001,
+    borrow_rates_csv: BorrowRatesCsv = None,
+    withdraw_excess: WithdrawExcess = False,
+    reinvest_funding: ReinvestFunding = False,
+    clearance_fee: ClearanceFee = 0.0125,
+    bracket_snapshot: BracketSnapshot = "in_force",
     json_output: JsonOutput = False,
     report: Report = None,
 ) -> None:
@@ -370,6 +435,11 @@ def compare(
         target_margin_ratio=target_margin_ratio,
         reserve_usd=reserve_usd,
         borrow_rate_per_day=borrow_rate_per_day,
+        borrow_rates_csv=borrow_rates_csv,
+        withdraw_excess=withdraw_excess,
+        reinvest_funding=reinvest_funding,
+        clearance_fee=clearance_fee,
+        bracket_snapshot=bracket_snapshot,
     )
     market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config)
     results = run_comparison(market, config, ratio=ratio, show_progress=not json_output)
@@ -442,6 +512,7 @@ def _config(*, start: str | None, end: str | None, capital: float, **kwargs: Any
     end_ts = pd.Timestamp(parse_utc(end)) if end else None
     if start_ts is not None and end_ts is not None and start_ts >= end_ts:
         raise InputError(f"--start must be before --end; they were {start} and {end}")
+    borrow_csv = kwargs["borrow_rates_csv"]
     return BacktestConfig(
         capital_usd=capital,
         leverage=kwargs["leverage"],
@@ -458,9 +529,70 @@ def _config(*, start: str | None, end: str | None, capital: float, **kwargs: Any
         target_margin_ratio=kwargs["target_margin_ratio"],
         reserve_usd=kwargs["reserve_usd"],
         borrow_rate_per_day=kwargs["borrow_rate_per_day"],
+        borrow_rate_series=None if borrow_csv is None else read_borrow_rates_csv(borrow_csv),
+        withdraw_excess=kwargs["withdraw_excess"],
+        reinvest_funding=kwargs["reinvest_funding"],
+        clearance_fee=kwargs["clearance_fee"],
+        bracket_snapshot=kwargs["bracket_snapshot"],
         start=start_ts,
         end=end_ts,
     )
+
+
+def read_borrow_rates_csv(path: Path) -> Any:
+    """Return the borrow rates of a CSV (columns ``ts``, ``rate_per_day``) as a Series on a UTC index.
+
+    ``ts`` is an ISO 8601 date or date-time (UTC unless it carries an offset); ``rate_per_day`` a
+    fraction per day (0.0001 = 0.01 %/day). Rows must be in time order; nothing is filled or dropped:
+    a bad row is an ``InputError`` naming its line. The range of the rates is checked by
+    ``BacktestConfig`` (0 to 0.05 per day).
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        raise InputError(f"--borrow-rates-csv {str(path)!r} could not be read as CSV: {e}") from e
+    missing = {"ts", "rate_per_day"} - set(frame.columns)
+    if missing:
+        raise InputError(
+            f"--borrow-rates-csv {str(path)!r} needs the columns ts and rate_per_day; its header was "
+            f"{', '.join(map(str, frame.columns)) or 'empty'}"
+        )
+    if frame.empty:
+        raise InputError(f"--borrow-rates-csv {str(path)!r} has no rows; give at least one rate")
+    times: list[Any] = []
+    rates: list[float] = []
+    for line, (ts_text, rate_text) in enumerate(
+        zip(frame["ts"], frame["rate_per_day"], strict=True), start=2
+    ):
+        try:
+            moment = pd.Timestamp(ts_text.strip())
+        except ValueError:
+            moment = pd.NaT
+        if moment is pd.NaT:
+            raise InputError(
+                f"--borrow-rates-csv line {line}: ts was {ts_text!r}; give an ISO date or date-time such as "
+                "2021-03-01 or 2021-03-01T08:00Z"
+            )
+        try:
+            rate = float(rate_text)
+        except ValueError:
+            rate = float("nan")
+        if rate != rate or rate in (float("inf"), float("-inf")):
+            raise InputError(
+                f"--borrow-rates-csv line {line}: rate_per_day was {rate_text!r}; give a fraction per day "
+                "such as 0.0001 (= 0.01 %/day)"
+            )
+        times.append(moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC"))
+        rates.append(rate)
+    index = pd.DatetimeIndex(times)
+    if not index.is_monotonic_increasing or index.has_duplicates:
+        raise InputError(
+            f"--borrow-rates-csv {str(path)!r}: the ts column must increase strictly from row to row; sort the "
+            "file and remove duplicate times"
+        )
+    return pd.Series(rates, index=index, name="rate_per_day")
 
 
 def _inverse_brackets(market: MarketData, config: BacktestConfig) -> Any:
@@ -471,7 +603,9 @@ def _inverse_brackets(market: MarketData, config: BacktestConfig) -> Any:
     from perphedge.engine.accounts import BracketSchedule
 
     table = bundled_coinm_bracket_table(market.symbol)
-    return BracketSchedule.single(table, note=f"bundled Binance COIN-M {table.symbol} brackets (coin notional)")
+    return BracketSchedule.single(
+        table, note=f"bundled Binance COIN-M {table.symbol} brackets (coin notional)"
+    )
 
 
 def _cost_options(accepted: tuple[str, ...], config: BacktestConfig) -> dict[str, Any]:
@@ -485,6 +619,12 @@ def _load(symbol: str, *, timeframe: str, exchange: str, config: BacktestConfig)
     if timeframe not in TIMEFRAMES:
         raise InputError(f"--timeframe must be one of {', '.join(TIMEFRAMES)}; it was {timeframe!r}")
     market = load_market(symbol, timeframe=timeframe, exchange=exchange, start=config.start, end=config.end)
+    series = config.borrow_rate_series
+    if series is not None and len(market.bars) and series.index[0] > market.bars.index[0]:
+        raise InputError(
+            f"--borrow-rates-csv starts at {series.index[0].isoformat()} but the run starts at "
+            f"{market.bars.index[0].isoformat()}; add a rate at or before the start (none is guessed)"
+        )
     if len(market.bars) < 2:
         raise InputError(
             f"{market.symbol} {timeframe} has {len(market.bars)} bar(s) between --start and --end; "

@@ -70,7 +70,9 @@ section { background: #fff; border: 1px solid #e5e5e5; border-radius: 6px; paddi
 table { border-collapse: collapse; font-size: 0.85em; margin: 8px 0; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
-th { background: #f3f3f3; }
+th { background: #f3f3f3; white-space: normal; vertical-align: bottom; }
+details > summary { cursor: pointer; color: #333; margin: 6px 0; }
+.ok { color: #2a6f2a; font-weight: 600; }
 .wide { overflow-x: auto; }
 table.text td, table.text th { text-align: left; white-space: normal; max-width: 760px; overflow-wrap: anywhere; }
 table.text td:first-child { white-space: nowrap; }
@@ -94,6 +96,7 @@ def render_backtest_report(
     sections = [
         _meta(result, [summary]),
         _section("Headline figures", _kv_table(to_summary_rows(summary)), note=_summary_note()),
+        _liquidations_section([result]),
         _figure_section(
             "Equity against spot buy-and-hold",
             _equity_figure([result], include_benchmark=result.strategy != BENCHMARK_NAME),
@@ -140,6 +143,7 @@ def render_compare_report(
     sections = [
         _meta(results[0], summaries),
         _section("Summary", _table(*to_metric_rows(summaries)), note=_summary_note()),
+        _liquidations_section(results),
         _figure_section("Equity", _equity_figure(results, include_benchmark=not has_benchmark)),
         _figure_section("Drawdown", _drawdown_figure(results)),
         _figure_section(
@@ -220,12 +224,29 @@ def _equity_figure(results: Sequence[BacktestResult], *, include_benchmark: bool
         curve = _thin(to_equity_curve(result))
         style = _BENCHMARK_STYLE if result.strategy == BENCHMARK_NAME else {"color": _color(i), "width": 2}
         fig.add_trace(go.Scatter(x=_x(curve.index), y=curve.to_numpy(), name=result.strategy, line=style))
+        liquidated = _liquidation_times(result)
+        if liquidated:
+            equity = to_equity_curve(result)
+            at = equity.index.searchsorted(pd.DatetimeIndex(liquidated), side="left")
+            at = np.minimum(at, len(equity) - 1)
+            fig.add_trace(
+                go.Scatter(
+                    x=_x(pd.DatetimeIndex(liquidated)),
+                    y=equity.to_numpy()[at],
+                    mode="markers",
+                    marker={"symbol": "x", "size": 12, "color": "#d62728", "line": {"width": 2}},
+                    name=f"{result.strategy}: LIQUIDATED",
+                )
+            )
     if include_benchmark and "buy_and_hold_equity_usd" in results[0].timeseries:
         bench = _thin(results[0].timeseries["buy_and_hold_equity_usd"].astype(float))
         fig.add_trace(
             go.Scatter(x=_x(bench.index), y=bench.to_numpy(), name=BENCHMARK_NAME, line=_BENCHMARK_STYLE)
         )
-    return _layout(fig, y_title="equity (USD)", y_format="$,.0f")
+    # Log scale: the same distance is the same return, so a hedge's 5 %/year stays visible next to spot.
+    fig = _layout(fig, y_title="equity (USD, log scale)", y_format="$,.0f")
+    fig.update_yaxes(type="log")
+    return fig
 
 
 def _drawdown_figure(results: Sequence[BacktestResult]) -> go.Figure:
@@ -421,19 +442,46 @@ def _exposure_figure(results: Sequence[BacktestResult], *, show_hedge_ratio: boo
     return _layout(fig, height=320, y_title="fraction of the base quantity", y_format=".0%")
 
 
+def _liquidation_times(result: BacktestResult) -> list[pd.Timestamp]:
+    return [pd.Timestamp(e.ts) for e in result.events if e.kind == "liquidation"]
+
+
+def _policy_thresholds(results: Sequence[BacktestResult]) -> tuple[float, float] | None:
+    # The trigger and target of the collateral policy when every run shares them and a policy acts.
+    pairs = {
+        (r.settings.get("trigger_margin_ratio"), r.settings.get("target_margin_ratio"))
+        for r in results
+        if r.strategy != BENCHMARK_NAME and r.settings.get("collateral_policy") not in (None, "none")
+    }
+    if len(pairs) != 1:
+        return None
+    trigger, target = pairs.pop()
+    if not isinstance(trigger, int | float) or not isinstance(target, int | float):
+        return None
+    return float(trigger), float(target)
+
+
 def _margin_figure(results: Sequence[BacktestResult]) -> go.Figure:
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    # Log axes: a hedge lives at margin ratios of 0.5–5 % and 10–500 % from its liquidation price; on a
+    # linear 0–100 % axis all of that is a flat line at the bottom.
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1)
+    lowest_ratio = 1.0
     for i, result in enumerate(results):
         if result.strategy == BENCHMARK_NAME:
             continue  # no perp, no margin
         frame = _thin(result.timeseries[["margin_ratio", "liquidation_distance_pct"]].astype(float))
         x = _x(frame.index)
+        ratio = frame["margin_ratio"].to_numpy()
+        positive = ratio[np.isfinite(ratio) & (ratio > 0)]
+        if positive.size:
+            lowest_ratio = min(lowest_ratio, float(positive.min()))
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=frame["margin_ratio"].to_numpy(),
+                y=np.where(ratio > 0, ratio, np.nan),
                 name=f"{result.strategy}: margin ratio",
                 line={"color": _color(i), "width": 1.2},
+                legendgroup=result.strategy,
             ),
             row=1,
             col=1,
@@ -441,24 +489,71 @@ def _margin_figure(results: Sequence[BacktestResult]) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=frame["liquidation_distance_pct"].to_numpy(),
-                name=f"{result.strategy}: distance to liquidation",
+                y=np.abs(frame["liquidation_distance_pct"].to_numpy()),
+                name=f"{result.strategy}: price move to liquidation",
                 line={"color": _color(i), "width": 1.2, "dash": "dot"},
+                legendgroup=result.strategy,
             ),
             row=2,
             col=1,
         )
-    fig.add_hline(
-        y=1.0,
-        line={"color": "#d62728", "dash": "dash", "width": 1},
+        liquidated = _liquidation_times(result)
+        if liquidated:
+            fig.add_trace(
+                go.Scatter(
+                    x=_x(pd.DatetimeIndex(liquidated)),
+                    y=[1.0] * len(liquidated),
+                    mode="markers",
+                    marker={"symbol": "x", "size": 12, "color": "#d62728", "line": {"width": 2}},
+                    name=f"{result.strategy}: LIQUIDATED",
+                    legendgroup=result.strategy,
+                ),
+                row=1,
+                col=1,
+            )
+    # Lines and their labels as shapes/annotations: plotly's add_hline labels land off a log axis.
+    levels = [(1.0, "liquidation (margin ratio 100 %)", "#d62728", "dash")]
+    thresholds = _policy_thresholds(results)
+    if thresholds is not None:
+        trigger, target = thresholds
+        levels += [
+            (trigger, f"collateral policy acts above {trigger:.2%}", "#555", "dot"),
+            (target, f"… and restores {target:.2%}", "#555", "dot"),
+        ]
+        lowest_ratio = min(lowest_ratio, target)
+    for level, text, color, dash in levels:
+        fig.add_shape(
+            type="line",
+            xref="x domain",
+            yref="y",
+            x0=0,
+            x1=1,
+            y0=level,
+            y1=level,
+            line={"color": color, "dash": dash, "width": 1.5 if level == 1.0 else 1},
+        )
+        fig.add_annotation(
+            xref="x domain",
+            yref="y",
+            x=0.0,
+            y=float(np.log10(level)),  # annotations on a log axis take log10 of the value
+            text=text,
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font={"size": 11, "color": color},
+            bgcolor="rgba(255,255,255,0.7)",
+        )
+    fig = _layout(fig, height=600)
+    fig.update_yaxes(
+        title_text="margin ratio (log)",
+        type="log",
+        tickformat=".2~%",
+        range=[np.log10(max(lowest_ratio, 1e-5)) - 0.2, 0.2],
         row=1,
         col=1,
-        annotation_text="liquidation (margin ratio 100 %)",
-        annotation_position="top left",
     )
-    fig = _layout(fig, height=520)
-    fig.update_yaxes(title_text="maintenance / margin balance", tickformat=".0%", row=1, col=1)
-    fig.update_yaxes(title_text="(liq. price − mark) / mark", tickformat=".0%", row=2, col=1)
+    fig.update_yaxes(title_text="price move to liq. (log)", type="log", tickformat=".0~%", row=2, col=1)
     fig.update_xaxes(title_text="", row=1, col=1)
     return fig
 
@@ -483,9 +578,11 @@ def _exposure_note() -> str:
 
 def _margin_note() -> str:
     return (
-        "Margin ratio = maintenance margin / margin balance (Binance's definition; 100 % = liquidation). "
-        "Distance to liquidation = (liquidation price − mark) / mark; a gap means no liquidation price. "
-        "Both are taken at bar closes; a liquidation is judged on the bar's adverse extreme (see the events)."
+        "Top: margin ratio = maintenance margin / margin balance (Binance's definition; 100 % = liquidation), "
+        "log scale; dotted lines: where the collateral policy acts and what it restores; a red × marks a "
+        "liquidation. Bottom: the price move that would liquidate the perp, |liquidation price − mark| / mark, "
+        "log scale; a gap means no liquidation price. Both are taken at bar closes; a liquidation is judged on "
+        "the bar's adverse extreme (mark high/low, else perp high/low), so it can happen between two closes."
     )
 
 
@@ -499,9 +596,7 @@ def _meta(result: BacktestResult, summaries: Sequence[dict[str, Any]]) -> str:
     liquidated = [s["strategy"] for s in summaries if s.get("liquidations")]
     warning = ""
     if liquidated:
-        warning = (
-            f'<p class="warn">Liquidated: {html.escape(", ".join(map(str, liquidated)))}. See the events.</p>'
-        )
+        warning = f'<p class="warn">Liquidated: {html.escape(", ".join(map(str, liquidated)))}. See Liquidations below.</p>'
     thinned = ""
     if len(result.timeseries) > MAX_POINTS_PER_TRACE:
         step = int(np.ceil((len(result.timeseries) + 1) / MAX_POINTS_PER_TRACE))
@@ -545,12 +640,40 @@ def _funding_section(market: MarketData | None, results: Sequence[BacktestResult
     )
 
 
+def _liquidations_section(results: Sequence[BacktestResult]) -> str:
+    title = "Liquidations"
+    rows = [
+        [pd.Timestamp(event.ts).strftime("%Y-%m-%d %H:%M"), result.strategy, event.detail]
+        for result in results
+        for event in result.events
+        if event.kind == "liquidation"
+    ]
+    hedges = [r for r in results if r.strategy != BENCHMARK_NAME]
+    if not rows:
+        policies = sorted({str(r.settings.get("collateral_policy", "?")) for r in hedges})
+        text = f"No liquidation in {'this run' if len(results) == 1 else 'any run'}" + (
+            f" (collateral policy: {', '.join(policies)})." if policies else "."
+        )
+        return _section(title, f'<p class="ok">{html.escape(text)}</p>')
+    warning = (
+        f"{len(rows)} liquidation(s). After a liquidation the perp is gone and the spot is left unhedged: "
+        "read the returns below with that in mind."
+    )
+    body = f'<p class="warn">{html.escape(warning)}</p>' + _table(
+        ["Time (UTC)", "Strategy", "What happened"], rows, text=True
+    )
+    return _section(title, body)
+
+
 def _events_section(results: Sequence[BacktestResult]) -> str:
     rows: list[list[str]] = []
     hidden = 0
+    counts: list[str] = []
     for result in results:
         listed = 0
+        kinds: dict[str, int] = {}
         for event in result.events:
+            kinds[event.kind] = kinds.get(event.kind, 0) + 1
             if event.kind != "liquidation" and listed >= MAX_EVENTS_LISTED:
                 hidden += 1
                 continue
@@ -558,12 +681,19 @@ def _events_section(results: Sequence[BacktestResult]) -> str:
             rows.append(
                 [pd.Timestamp(event.ts).strftime("%Y-%m-%d %H:%M"), result.strategy, event.kind, event.detail]
             )
+        if kinds:
+            counts.append(
+                f"{result.strategy}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+            )
     if not rows:
         return _section("Events", '<p class="note">No events: no liquidation, switch or top-up.</p>')
     note = f"{hidden} further events not listed (every liquidation is)." if hidden else None
-    return _section(
-        "Events", _table(["Time (UTC)", "Strategy", "Event", "Detail"], rows, text=True), note=note
+    table = _table(["Time (UTC)", "Strategy", "Event", "Detail"], rows, text=True)
+    listing = "".join(f"<li>{html.escape(line)}</li>" for line in counts)
+    body = (
+        f"<ul>{listing}</ul><details><summary>Show the {len(rows)} listed events</summary>{table}</details>"
     )
+    return _section("Events", body, note=note)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, text: bool = False) -> str:

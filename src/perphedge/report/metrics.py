@@ -468,9 +468,10 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
     and the bar frequency for annualisation; CAGR and volatility use 365-day years.
     ``max_drawdown_start`` is the peak before the worst fall and ``max_drawdown_end`` the recovery
     (``None`` if equity never got back). Undefined figures are ``None``. ``worst_margin_ratio`` is
-    the highest maintenance-margin / margin-balance ratio at a bar close (1 = liquidation; the
-    engine judges liquidation on the bar's adverse extreme, so read ``liquidations`` too);
-    ``min_liquidation_distance`` the smallest |liquidation price − mark| / mark at a bar close.
+    the highest maintenance-margin / margin-balance ratio at a bar close (1 = liquidation) and
+    ``min_liquidation_distance`` the smallest |liquidation price − mark| / mark at a bar close; the
+    engine judges liquidation on the bar's adverse extreme, between two closes, so a liquidated run
+    reports 1 and 0 (the margin ratio did reach 100 %), never the last close before it.
     """
     timeseries = result.timeseries
     equity = to_equity_curve(result)
@@ -490,6 +491,9 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
         else np.array([])
     )
     distance = distance[np.isfinite(distance)]
+    if result.liquidations:
+        margin = np.append(margin, 1.0)
+        distance = np.append(distance, 0.0)
     summary: dict[str, Any] = {
         "strategy": result.strategy,
         "symbol": result.symbol,
