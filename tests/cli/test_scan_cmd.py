@@ -27,6 +27,7 @@ TOP_LEVEL_KEYS = {
     "settings",
     "score",
     "history_days",
+    "history_cache",
     "considered",
     "unpaired_perps",
     "candidates",
@@ -116,9 +117,55 @@ def test_every_exchange_failing_exits_3(monkeypatch: pytest.MonkeyPatch) -> None
     assert [e["exchange"] for e in json.loads(result.output)["errors"]] == ["bybit", "okx"]
 
 
+def test_history_goes_through_the_data_dir_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class FrozenClock(Factory):
+        """The exchanges' clock at 2021-05-17 17:00 UTC, an hour after the recorded settlement."""
+
+        def __call__(self, exchange_id: str) -> object:
+            ex = super().__call__(exchange_id)
+            ex.milliseconds = lambda: 1621267200000 + 3_600_000
+            return ex
+
+    monkeypatch.setattr(scanner, "_default_factory", FrozenClock(recorded_routes()))
+    args = [
+        "scan",
+        "--json",
+        "--retries",
+        "1",
+        "--exchanges",
+        "binance",
+        "--history",
+        "--data-dir",
+        str(tmp_path),
+    ]
+    doc = json.loads(runner.invoke(app, args).output)
+    assert doc["history_cache"] == {"dir": str(tmp_path), "pairs": 1, "settlements_downloaded": 1}
+    assert (tmp_path / "binance" / "BTCUSDT" / "funding.parquet").exists()
+    table = runner.invoke(app, [a for a in args if a != "--json"])
+    assert table.exit_code == 0 and "read through the cache" in table.output
+    off = json.loads(runner.invoke(app, [*args, "--no-cache"]).output)
+    assert off["history_cache"] is None and off["candidates"][0]["settlements_30d"] == 1
+
+
+def test_all_failed_prints_the_errors_without_an_empty_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ccxt
+
+    monkeypatch.setattr(
+        scanner, "_default_factory", Factory({"bybit": {"/": ccxt.ExchangeNotAvailable("down")}})
+    )
+    result = runner.invoke(app, ["scan", "--retries", "1", "--exchanges", "bybit"])
+    assert result.exit_code == 3 and "bybit did not answer" in result.output
+    assert "Spot/perp carry" not in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--exchanges", "gate"], "no funding-field mapping"), (["--min-apr", "50"], "percent")],
+    [
+        (["--exchanges", "gate"], "no funding-field mapping"),
+        (["--min-apr", "50"], "percent"),
+        (["--quote", ""], "--quote must be a currency code"),
+        (["--history-limit", "0"], "--history-limit must be at least 1"),
+    ],
 )
 def test_bad_options_exit_2_with_the_value(args: list[str], message: str) -> None:
     proc = subprocess.run([str(PERPHEDGE), "scan", *args], capture_output=True, text=True, timeout=60)

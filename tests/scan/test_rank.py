@@ -168,29 +168,62 @@ def test_unknown_interval_leaves_apr_and_score_empty_unless_history_gives_it() -
 # --- history windows on real data ------------------------------------------------------------------
 
 
+def _hourly_funding(ts: np.ndarray, rates: np.ndarray) -> dict[int, float]:
+    """Spread each settlement's rate evenly over the hours of the period it paid for (independent check)."""
+    hours = infer_interval_hours(ts)
+    out: dict[int, float] = {}
+    for t, rate, h in zip(ts.tolist(), rates.tolist(), hours.tolist(), strict=True):
+        for k in range(int(h)):
+            out[int(t) - k * MS_PER_HOUR] = rate / h  # the hour ending at t − k h
+    return out
+
+
 def test_window_stats_on_sol_during_the_ftx_collapse_match_time_weighted_annualisation() -> None:
     ts, rates = _sol_2022()
+    ts = np.rint(ts / MS_PER_HOUR).astype(np.int64) * MS_PER_HOUR  # drop the few ms of jitter: exact hours
     as_of = int(ts[ts < 1668816000000][-1])  # last settlement before 2022-11-19 00:00 UTC
     stats = rank.window_stats(ts, rates, as_of_ts_ms=as_of, window_days=30)
     inside = (ts > as_of - 30 * MS_PER_DAY) & (ts <= as_of)
-    # independent formulation: each settlement annualised with its own interval (spacing), weighted by
-    # the time it covers; over a fully covered window both equal total funding × 365 / 30
-    hours = infer_interval_hours(ts)[inside]
-    weighted = float(np.sum(annualize_simple(rates[inside], hours) * hours) / (30 * 24))
+    # independent formulation: every hour of the last 30 days earns its settlement's rate / interval;
+    # the mean APR is the mean hourly rate × 8760 (the funding paid over the window, annualised)
+    hourly = _hourly_funding(ts, rates)
+    window_hours = [v for end, v in hourly.items() if as_of - 30 * MS_PER_DAY < end <= as_of]
+    assert len(window_hours) == 30 * 24
     assert stats is not None and stats.settlements == int(inside.sum())
-    assert stats.covered_days == pytest.approx(30.0)
-    assert stats.mean_apr == pytest.approx(weighted, rel=1e-9)
+    assert stats.covered_days == pytest.approx(30.0) and not stats.starts_inside
+    assert stats.mean_apr == pytest.approx(float(np.mean(window_hours)) * 8760, rel=1e-9)
     assert stats.negative_share == pytest.approx(float(np.mean(rates[inside] < 0)))
+    hours = infer_interval_hours(ts)[inside]
     assert set(np.unique(hours)) >= {2.0, 4.0, 8.0}  # the window really mixes intervals
     assert stats.mean_apr < 0 and stats.negative_share > 0.5  # the real market: shorts paid
+    # a mean over settlements (not time) would weight the 2 h ones four times as much: a different number
+    per_settlement = float(np.mean(annualize_simple(rates[inside], hours)))
+    assert abs(per_settlement - stats.mean_apr) > 0.1
+
+
+def test_window_stats_do_not_count_the_running_period_after_the_last_settlement() -> None:
+    ts, rates = _sol_2022()
+    ts = np.rint(ts / MS_PER_HOUR).astype(np.int64) * MS_PER_HOUR
+    settled = int(ts[ts < 1668816000000][-1])
+    at_settlement = rank.window_stats(ts, rates, as_of_ts_ms=settled, window_days=7)
+    five_hours_later = rank.window_stats(ts, rates, as_of_ts_ms=settled + 5 * MS_PER_HOUR, window_days=7)
+    assert at_settlement is not None and five_hours_later is not None
+    # the window moved 5 h: those 5 h of the oldest settlement's period drop out, nothing else changes
+    hourly = _hourly_funding(ts, rates)
+    expected = [v for end, v in hourly.items() if settled + 5 * MS_PER_HOUR - 7 * MS_PER_DAY < end <= settled]
+    assert five_hours_later.covered_days == pytest.approx(7 - 5 / 24)
+    assert five_hours_later.mean_apr == pytest.approx(float(np.mean(expected)) * 8760, rel=1e-9)
 
 
 def test_window_stats_cover_only_the_span_of_a_short_history() -> None:
     ts, rates = _sol_2022()
     as_of = int(ts[0]) + 5 * MS_PER_HOUR  # 5 h after the first settlement (an 8 h one)
     stats = rank.window_stats(ts[:1], rates[:1], as_of_ts_ms=as_of, window_days=7, interval_hours=8.0)
-    assert stats is not None and stats.covered_days == pytest.approx(13 / 24)
-    assert stats.mean_apr == pytest.approx(rates[0] * 365 / (13 / 24))
+    # one 8 h settlement paid: 8 h covered, its own APR (the running period has not paid yet)
+    assert stats is not None and stats.covered_days == pytest.approx(8 / 24) and stats.starts_inside
+    assert stats.mean_apr == pytest.approx(float(annualize_simple(rates[0], 8.0)))
+    alone = rank.window_stats(ts[:1], rates[:1], as_of_ts_ms=as_of, window_days=7)
+    assert alone is not None and alone.mean_apr is None and alone.settlements == 1  # interval unknown
 
 
 def test_window_stats_none_without_settlements_in_the_window() -> None:
@@ -212,13 +245,18 @@ def test_window_with_missing_settlements_is_flagged() -> None:
     rate=st.floats(min_value=-0.003, max_value=0.003, allow_nan=False),
     interval=st.sampled_from([1, 2, 4, 8]),
     window=st.sampled_from([7, 30]),
+    into_period=st.floats(min_value=0.0, max_value=0.999),
 )
-def test_constant_rate_window_mean_equals_simple_apr(rate: float, interval: int, window: int) -> None:
-    as_of = 1_700_000_000_000 - 1_700_000_000_000 % (8 * MS_PER_HOUR)
+def test_constant_rate_window_mean_equals_simple_apr(
+    rate: float, interval: int, window: int, into_period: float
+) -> None:
+    settled = 1_700_000_000_000 - 1_700_000_000_000 % (8 * MS_PER_HOUR)
+    as_of = settled + int(into_period * interval * MS_PER_HOUR)  # anywhere in the running period
     count = window * 24 // interval + 5  # more than the window
-    ts = as_of - np.arange(count)[::-1] * interval * MS_PER_HOUR
+    ts = settled - np.arange(count)[::-1] * interval * MS_PER_HOUR
     stats = rank.window_stats(ts, np.full(count, rate), as_of_ts_ms=as_of, window_days=window)
     assert stats is not None and stats.settlements == window * 24 // interval
+    assert stats.covered_days == pytest.approx(window - (as_of - settled) / MS_PER_DAY)
     assert stats.mean_apr == pytest.approx(float(annualize_simple(rate, interval)), rel=1e-9, abs=1e-15)
     assert stats.negative_share == (1.0 if rate < 0 else 0.0)
 

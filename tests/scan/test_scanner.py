@@ -111,8 +111,8 @@ def test_history_adds_window_means_and_penalty() -> None:
     )
     (c,) = result.candidates
     assert c.settlements_7d == 1 and c.negative_share_30d == 0.0
-    # one 8 h settlement, 9 h covered: 0.00063521 × 365 / (9/24)
-    assert c.apr_mean_7d == pytest.approx(0.00063521 * 365 / (9 / 24))
+    # one 8 h settlement paid (the running hour after it is not counted): its own APR at 8 h
+    assert c.apr_mean_7d == pytest.approx(0.00063521 * 3 * 365)
     assert result.history_days == 30 and any("covers" in n for n in c.notes)
 
 

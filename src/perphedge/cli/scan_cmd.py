@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -65,10 +66,23 @@ def scan_command(
     history: bool = typer.Option(
         False,
         "--history/--no-history",
-        help="Fetch 30 days of settlements for the best --history-limit pairs: 7/30-day mean APR, share negative.",
+        help="Fetch 30 days of settlements for the best --history-limit pairs: 7/30-day mean APR, share negative. "
+        "Kept in the data cache (the one perphedge data fetch uses): later scans download only new settlements.",
     ),
     history_limit: int = typer.Option(
         30, "--history-limit", help="How many pairs get their history fetched."
+    ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        envvar="PERPHEDGE_DATA_DIR",
+        help="Cache directory for --history (default: the platform cache dir, or $PERPHEDGE_DATA_DIR).",
+        show_default=False,
+    ),
+    cache: bool = typer.Option(
+        True,
+        "--cache/--no-cache",
+        help="Read and keep --history in the data cache (--no-cache: download it all).",
     ),
     max_concurrency: int = typer.Option(8, "--max-concurrency", help="Requests in flight per exchange."),
     retries: int = typer.Option(
@@ -78,7 +92,8 @@ def scan_command(
         False,
         "--json",
         help="Print JSON: {schema_version, as_of_ts_ms, quote, exchanges, answered, settings, score, history_days, "
-        "considered, unpaired_perps, candidates: [...], errors: [{exchange, error_type, message}], "
+        "history_cache: {dir, pairs, settlements_downloaded} or null, considered, unpaired_perps, candidates: [...], "
+        "errors: [{exchange, error_type, message}], "
         "warnings: [{exchange, message}]}; candidate keys are listed in docs/scanner.md.",
     ),
 ) -> None:
@@ -87,6 +102,10 @@ def scan_command(
     from perphedge.scan.scanner import parse_exchange_list, run_scan
 
     exchange_ids = parse_exchange_list(exchanges)
+    if not quote.strip().isalnum():
+        raise InputError(f"--quote must be a currency code such as USDT or USDC; it was {quote!r}")
+    if history_limit < 1:
+        raise InputError(f"--history-limit must be at least 1; it was {history_limit}")
     if top < 0:
         raise InputError(f"--top must be 0 (all) or more; it was {top}")
     if retries < 1:
@@ -101,16 +120,22 @@ def scan_command(
         min_volume_usd=min_volume,
         top=top or None,
     )
+    cache_dir = None
+    if history and cache:
+        from perphedge.data.cache import resolve_data_dir
+
+        cache_dir = resolve_data_dir(data_dir)
     with _ScanProgress(quiet=as_json) as progress:
         result = run_scan(
             exchange_ids,
             settings,
-            quote=quote.upper(),
+            quote=quote.strip().upper(),
             history=history,
             history_limit=history_limit,
             max_concurrency=max_concurrency,
             retry_attempts=retries,
             progress=progress.update,
+            data_dir=cache_dir,
         )
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=1))
@@ -186,6 +211,10 @@ def _print_result(result: ScanResult) -> None:
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze 16 columns into 80 characters
         console = Console(width=TABLE_WIDTH_OFF_TERMINAL)
+    if not result.answered:  # nothing to rank: the errors are the answer
+        for e in result.errors:
+            console.print(f"[red]error: {e.exchange} did not answer: {e.error_type}: {e.message}[/red]")
+        return
     s = result.settings
     table = Table(
         title=f"Spot/perp carry, {result.quote} pairs on {', '.join(result.answered) or 'no exchange'} "
@@ -237,6 +266,12 @@ def _print_result(result: ScanResult) -> None:
         f"{result.considered} spot/perp pairs considered, {len(result.candidates)} shown; "
         f"{result.unpaired_perps} perpetuals without a spot market on their exchange left out."
     )
+    if result.history_cache is not None:
+        h = result.history_cache
+        console.print(
+            f"history: {h.pairs} pairs read through the cache {h.dir}; "
+            f"{h.settlements_downloaded} settlements downloaded this time."
+        )
     for c in result.candidates:
         for note in c.notes:
             console.print(f"[dim]note: {c.exchange} {c.perp_symbol}: {note}[/dim]")

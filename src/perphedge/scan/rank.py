@@ -8,7 +8,8 @@ receive the funding (positive rates are paid by longs to shorts). For each one:
     break_even_days       = round_trip_cost / (rate × 24 / interval_h)   (None when rate ≤ 0: never)
     net_apr_horizon       = apr_current − round_trip_cost × 365 / horizon_days
     basis_bps             = (perp − spot) / spot × 10 000                 (perp = mark, else last)
-    apr_mean_Nd           = Σ settled rates in the last N days × 365 / days covered
+    apr_mean_Nd           = Σ settled rates in the last N days × 365 / days they paid for
+                            (= time-weighted mean of each settlement's APR at its own interval)
     negative_share_Nd     = settlements with rate < 0 / settlements in the last N days
 
 **Score** (the ranking key, highest first): ``net_apr_horizon`` penalised by the share of negative
@@ -32,9 +33,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from perphedge.errors import DataError, InputError
-from perphedge.mechanics.funding import annualize_compound, annualize_simple, infer_interval_hours
+from perphedge.mechanics.funding import (
+    SETTLEMENT_JITTER_TOLERANCE_MS,
+    annualize_compound,
+    annualize_simple,
+    infer_interval_hours,
+)
 from perphedge.units import (
     DAYS_PER_YEAR,
+    HOURS_PER_YEAR,
     MS_PER_DAY,
     MS_PER_HOUR,
     require_fraction,
@@ -85,14 +92,20 @@ class ScanSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WindowStats:
-    """Settled funding over the last ``window_days``: mean APR and the share of negative settlements."""
+    """Settled funding over the last ``window_days``: mean APR and the share of negative settlements.
+
+    ``covered_days`` is the time the settlements in the window paid for (the sum of their intervals);
+    ``starts_inside`` is True when that span begins after the window's start (a new listing or a
+    short answer); ``mean_apr`` is None when the span cannot be known (one settlement, interval unknown).
+    """
 
     window_days: float
     settlements: int
-    covered_days: float
-    mean_apr: float
+    covered_days: float | None
+    mean_apr: float | None
     negative_share: float
     has_gaps: bool = False
+    starts_inside: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,37 +210,62 @@ def window_stats(
 ) -> WindowStats | None:
     """Return the mean APR and negative share of the settlements in ``(as_of − window, as_of]``.
 
-    Mean APR = Σ rates × 365 / covered days. A full window covers ``window_days``; when the history
-    starts inside the window (a new listing, a short answer), the covered span runs from the start
-    of the first settlement's period (its time minus its interval) to ``as_of``. For a constant rate
-    this equals the simple APR of the rate at its interval (Binance FAQ convention). None when no
-    settlement falls in the window.
+    Mean APR = the time-weighted mean of each settlement's own APR,
+    ``Σ annualize_simple(rate_i, h_i) × w_i / Σ w_i``, with ``h_i`` the interval settlement ``i`` paid
+    for (the spacing to its predecessor, :func:`perphedge.mechanics.funding.infer_interval_hours`) and
+    ``w_i = h_i`` except for the first settlement, whose period may begin before the window: only its
+    part inside the window counts. With all ``w_i = h_i`` this is ``Σ rate_i × 8760 / Σ h_i``, the
+    funding actually paid over the covered time, annualised (Binance FAQ convention,
+    https://www.binance.com/en/support/faq/360033525031). The still-running period after the last
+    settlement is not counted (its rate is the current one, shown as ``apr_current``).
+    ``interval_hours`` (the symbol's current interval) is used only for a lone settlement or when the
+    spacing shows missing settlements (``has_gaps``: then the missing ones count as zero and the span
+    runs from the first settlement's period start to the last settlement). None when no settlement
+    falls in the window. ``settle_ts_ms`` must be increasing (oldest first).
     """
     ts = np.asarray(settle_ts_ms, dtype=np.int64)
     values = np.asarray(rates, dtype=float)
-    window_ms = window_days * MS_PER_DAY
-    inside = (ts > as_of_ts_ms - window_ms) & (ts <= as_of_ts_ms)
+    window_start_ms = as_of_ts_ms - window_days * MS_PER_DAY
+    inside = (ts > window_start_ms) & (ts <= as_of_ts_ms)
     if not inside.any():
         return None
     ts_in, rates_in = ts[inside], values[inside]
-    first_interval_h = interval_hours
+    hours_in: np.ndarray | None = None
     has_gaps = False
-    if ts_in.size >= 2:
-        try:
-            first_interval_h = float(infer_interval_hours(ts_in)[0])
-        except DataError:  # missing settlements: the mean counts only those the exchange returned
-            has_gaps = True
-    start = as_of_ts_ms - window_ms
-    if first_interval_h is not None:
-        start = max(start, int(ts_in[0]) - first_interval_h * MS_PER_HOUR)
-    covered_days = (as_of_ts_ms - start) / MS_PER_DAY
+    if ts.size >= 2:
+        try:  # the whole history first: the window's first settlement gets the spacing to its predecessor
+            hours_in = infer_interval_hours(ts)[inside]
+        except DataError:
+            if ts_in.size >= 2:
+                try:
+                    hours_in = infer_interval_hours(ts_in)
+                except DataError:  # missing settlements inside the window
+                    has_gaps = True
+    first_interval_h = float(hours_in[0]) if hours_in is not None else interval_hours
+    first_period_start_ms = float(ts_in[0]) - (first_interval_h or 0.0) * MS_PER_HOUR
+    # the first settlement's period may begin before the window: only its part inside counts
+    clipped_first_h = (float(ts_in[0]) - max(first_period_start_ms, window_start_ms)) / MS_PER_HOUR
+    covered_h: float | None
+    mean_apr: float | None
+    if hours_in is not None:
+        weights = hours_in.astype(float).copy()
+        weights[0] = clipped_first_h
+        covered_h = float(weights.sum())
+        mean_apr = float(np.sum(annualize_simple(rates_in, hours_in) * weights) / covered_h)
+    elif interval_hours is not None:  # a lone settlement, or gaps: missing settlements count as zero
+        covered_h = (int(ts_in[-1]) - int(ts_in[0])) / MS_PER_HOUR + clipped_first_h
+        funding_paid = np.concatenate(([rates_in[0] / interval_hours * clipped_first_h], rates_in[1:])).sum()
+        mean_apr = float(funding_paid * HOURS_PER_YEAR / covered_h)
+    else:
+        covered_h = mean_apr = None
     return WindowStats(
         window_days=float(window_days),
         settlements=int(ts_in.size),
-        covered_days=float(covered_days),
-        mean_apr=float(rates_in.sum() * DAYS_PER_YEAR / covered_days),
+        covered_days=None if covered_h is None else covered_h / 24.0,
+        mean_apr=mean_apr,
         negative_share=float(np.count_nonzero(rates_in < 0) / ts_in.size),
         has_gaps=has_gaps,
+        starts_inside=first_period_start_ms > window_start_ms + SETTLEMENT_JITTER_TOLERANCE_MS,
     )
 
 
@@ -286,7 +324,7 @@ def build_candidate(
         if long_window is None:
             notes.append("no settlement in the last 30 days of history")
         else:
-            if long_window.covered_days < 30 - 1e-9:
+            if long_window.starts_inside and long_window.covered_days is not None:
                 notes.append(f"history covers {long_window.covered_days:.1f} of 30 days")
             if long_window.has_gaps:
                 notes.append("history has missing settlements (gaps): means count only those returned")

@@ -8,7 +8,9 @@ and the others still answer. Network calls run through ``ccxt.async_support`` ex
 With ``history=True`` the ``history_limit`` best candidates (after the filters, by the score without
 history) get their last 30 days of settlements, then everything is ranked again with the 7/30-day
 means and the negative-share penalty. The history is bounded on purpose: Binance's
-``/fapi/v1/fundingRate`` shares 500 requests per 5 minutes per IP.
+``/fapi/v1/fundingRate`` shares 500 requests per 5 minutes per IP. It is cached through the data
+layer (:mod:`perphedge.scan.history_cache`: the ``perphedge data fetch`` cache, same files), so a
+repeated scan downloads only the settlements since the last one; ``data_dir=None`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from perphedge.errors import InputError, PerphedgeError
+from perphedge.errors import DataError, InputError, PerphedgeError
 from perphedge.scan.rank import Candidate, ScanSettings, build_candidates, rank_candidates
 from perphedge.venues.funding_snapshot import (
     ExchangeSnapshot,
@@ -54,6 +57,15 @@ class ScanWarning:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryCacheUse:
+    """What the history cache did: its directory, the pairs read through it, settlements downloaded."""
+
+    dir: str
+    pairs: int
+    settlements_downloaded: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScanResult:
     """What a scan found. ``candidates`` are ranked, filtered and cut to ``settings.top``.
 
@@ -72,6 +84,7 @@ class ScanResult:
     history_days: int | None
     errors: tuple[ExchangeFailure, ...] = ()
     warnings: tuple[ScanWarning, ...] = ()
+    history_cache: HistoryCacheUse | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Return the stable ``--json`` document (keys documented in docs/scanner.md)."""
@@ -85,6 +98,7 @@ class ScanResult:
             "score": "net_apr_horizon x (1 - negative_share) if >= 0 else x (1 + negative_share); "
             "negative_share from the 30-day window (7-day if 30 not covered), 0 without --history",
             "history_days": self.history_days,
+            "history_cache": None if self.history_cache is None else asdict(self.history_cache),
             "considered": self.considered,
             "unpaired_perps": self.unpaired_perps,
             "candidates": [c.to_json() for c in self.candidates],
@@ -130,12 +144,14 @@ async def scan(
     progress: Progress | None = None,
     exchange_factory: ExchangeFactory | None = None,
     now_ms: Callable[[], int] | None = None,
+    data_dir: Path | None = None,
 ) -> ScanResult:
     """Scan the exchanges and return the ranked candidates (see the module docstring).
 
     ``exchange_factory(exchange_id)`` returns a ``ccxt.async_support`` exchange (default:
     :func:`perphedge.venues.ccxt_common.create_exchange`); ``now_ms`` the clock (UTC ms) that ends the
-    history windows (default: each exchange object's clock).
+    history windows (default: each exchange object's clock); ``data_dir`` the data cache that keeps
+    the funding history between scans (None: no cache, every ``history`` scan downloads 30 days).
     """
     ids = parse_exchange_list(list(exchange_ids))
     if history_limit < 1:
@@ -174,19 +190,25 @@ async def scan(
         warnings = [ScanWarning(exchange=s.exchange_id, message=w) for s in snapshots for w in s.warnings]
 
         histories: dict[tuple[str, str], FundingHistory] = {}
+        cache_use: HistoryCacheUse | None = None
         if history and snapshots:
             preliminary = rank_candidates(
                 build_candidates(snapshots, settings), replace(settings, top=history_limit)
             )
-            histories, history_warnings = await _fetch_histories(
+            histories, history_warnings, downloaded = await _fetch_histories(
                 exchanges,
                 snapshots,
                 preliminary,
                 retry_attempts=retry_attempts,
                 max_concurrency=max_concurrency,
                 progress=progress,
+                data_dir=data_dir,
             )
             warnings.extend(history_warnings)
+            if data_dir is not None:
+                cache_use = HistoryCacheUse(
+                    dir=str(data_dir), pairs=len(histories), settlements_downloaded=downloaded
+                )
         candidates = build_candidates(snapshots, settings, histories)
         ranked = rank_candidates(candidates, settings)
         return ScanResult(
@@ -201,6 +223,7 @@ async def scan(
             history_days=HISTORY_DAYS if history else None,
             errors=tuple(errors),
             warnings=tuple(warnings),
+            history_cache=cache_use,
         )
     finally:
         await asyncio.gather(*(ex.close() for ex in exchanges.values()), return_exceptions=True)
@@ -214,24 +237,52 @@ async def _fetch_histories(
     retry_attempts: int,
     max_concurrency: int,
     progress: Progress | None,
-) -> tuple[dict[tuple[str, str], FundingHistory], list[ScanWarning]]:
+    data_dir: Path | None,
+) -> tuple[dict[tuple[str, str], FundingHistory], list[ScanWarning], int]:
+    """Return the histories of the chosen candidates, the warnings, and the settlements downloaded."""
     recorded = {s.exchange_id: s.recorded_ts_ms for s in snapshots}
     semaphores = {exchange_id: asyncio.Semaphore(max_concurrency) for exchange_id in recorded}
     total = len(chosen)
     done = 0
+    downloaded = 0
 
     async def one(candidate: Candidate) -> FundingHistory:
-        nonlocal done
+        nonlocal done, downloaded
         exchange = exchanges[candidate.exchange]
+        since_ms = recorded[candidate.exchange] - history_window_ms(HISTORY_DAYS)
+        until_ms = recorded[candidate.exchange]
+        retry_sleep = None if retry_attempts > 1 else _no_wait
         async with semaphores[candidate.exchange]:
             try:
-                return await fetch_recent_funding_history(
-                    exchange,
-                    candidate.perp_symbol,
-                    since_ms=recorded[candidate.exchange] - history_window_ms(HISTORY_DAYS),
-                    until_ms=recorded[candidate.exchange],
-                    retry_sleep=None if retry_attempts > 1 else _no_wait,
-                )
+                if data_dir is None:
+                    fetched = await fetch_recent_funding_history(
+                        exchange,
+                        candidate.perp_symbol,
+                        since_ms=since_ms,
+                        until_ms=until_ms,
+                        retry_sleep=retry_sleep,
+                    )
+                    downloaded += len(fetched.settle_ts_ms)
+                    return fetched
+                from perphedge.scan.history_cache import cached_funding_history
+
+                try:
+                    cached = await cached_funding_history(
+                        exchange,
+                        candidate.perp_symbol,
+                        since_ms=since_ms,
+                        until_ms=until_ms,
+                        data_dir=data_dir,
+                        spot_symbol=candidate.spot_symbol,
+                        retry_sleep=retry_sleep,
+                    )
+                except OSError as e:  # an unwritable or full cache directory: this pair has no history
+                    raise DataError(
+                        f"the history cache cannot be used ({e}); give a writable --data-dir or pass --no-cache",
+                        where=str(data_dir),
+                    ) from e
+                downloaded += cached.rows_downloaded
+                return cached.history
             finally:
                 done += 1
                 if progress is not None:
@@ -252,7 +303,7 @@ async def _fetch_histories(
             )
         elif isinstance(answer, BaseException):
             raise answer
-    return histories, warnings
+    return histories, warnings, downloaded
 
 
 def _no_wait(seconds: float) -> None:

@@ -624,6 +624,55 @@ class _BlockingFacade:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
 
+async def fetch_recent_funding_rows(
+    exchange: Any,
+    perp_symbol: str,
+    *,
+    since_ms: int,
+    until_ms: int | None = None,
+    retry_sleep: Callable[[float], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Return ccxt's funding-rate-history structures of one perpetual in ``[since_ms, until_ms]``, ascending.
+
+    Uses the project's paginated downloader :func:`perphedge.venues.history.fetch_funding_rate_history`
+    (each exchange's documented paging, retries with backoff) in a worker thread, its requests
+    running on this event loop's async ``exchange``.
+
+    Raises:
+        VenueError: when the exchange cannot answer (VenueUnavailable after the retries).
+    """
+    from perphedge.venues.history import fetch_funding_rate_history
+
+    facade = _BlockingFacade(exchange, asyncio.get_running_loop())
+    extra: dict[str, Any] = {} if retry_sleep is None else {"sleep": retry_sleep}
+    return await asyncio.to_thread(
+        fetch_funding_rate_history, facade, perp_symbol, since_ms, until_ms, **extra
+    )
+
+
+def funding_history_from_rows(
+    perp_symbol: str, rows: Iterable[Mapping[str, Any]], *, since_ms: int, where: str
+) -> FundingHistory:
+    """Return the :class:`FundingHistory` of ccxt funding-rate-history structures (oldest first).
+
+    Raises:
+        DataError: when a settlement has no rate or timestamp (never filled in).
+    """
+    stamps: list[int] = []
+    rates: list[float] = []
+    for row in rows:
+        ts, value = row.get("timestamp"), row.get("fundingRate")
+        if ts is None or value is None:
+            raise DataError(
+                f"a settlement had timestamp {ts!r} and rate {value!r}; both are needed", where=where
+            )
+        stamps.append(int(ts))
+        rates.append(float(value))
+    return FundingHistory(
+        perp_symbol=perp_symbol, settle_ts_ms=tuple(stamps), rates=tuple(rates), since_ms=since_ms
+    )
+
+
 async def fetch_recent_funding_history(
     exchange: Any,
     perp_symbol: str,
@@ -632,36 +681,17 @@ async def fetch_recent_funding_history(
     until_ms: int | None = None,
     retry_sleep: Callable[[float], None] | None = None,
 ) -> FundingHistory:
-    """Fetch the settlements of one perpetual in ``[since_ms, until_ms]``, oldest first.
-
-    Uses the project's paginated downloader :func:`perphedge.venues.history.fetch_funding_rate_history`
-    (each exchange's documented paging, retries with backoff) in a worker thread, its requests
-    running on this event loop's async ``exchange``.
+    """Fetch the settlements of one perpetual in ``[since_ms, until_ms]``, oldest first (no cache).
 
     Raises:
         VenueError: when the exchange cannot answer (VenueUnavailable after the retries).
         DataError: when a settlement has no rate or timestamp.
     """
-    from perphedge.venues.history import fetch_funding_rate_history
-
-    facade = _BlockingFacade(exchange, asyncio.get_running_loop())
-    extra: dict[str, Any] = {} if retry_sleep is None else {"sleep": retry_sleep}
-    rows = await asyncio.to_thread(
-        fetch_funding_rate_history, facade, perp_symbol, since_ms, until_ms, **extra
+    rows = await fetch_recent_funding_rows(
+        exchange, perp_symbol, since_ms=since_ms, until_ms=until_ms, retry_sleep=retry_sleep
     )
-    stamps: list[int] = []
-    rates: list[float] = []
-    for row in rows:
-        ts, value = row.get("timestamp"), row.get("fundingRate")
-        if ts is None or value is None:
-            raise DataError(
-                f"a settlement had timestamp {ts!r} and rate {value!r}; both are needed",
-                where=f"{exchange.id} {perp_symbol}",
-            )
-        stamps.append(int(ts))
-        rates.append(float(value))
-    return FundingHistory(
-        perp_symbol=perp_symbol, settle_ts_ms=tuple(stamps), rates=tuple(rates), since_ms=since_ms
+    return funding_history_from_rows(
+        perp_symbol, rows, since_ms=since_ms, where=f"{exchange.id} {perp_symbol}"
     )
 
 
