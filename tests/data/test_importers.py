@@ -299,8 +299,9 @@ def test_missing_settlement_is_an_error_with_the_gap(btc: MarketData, tmp_path: 
         import_market(request_for(paths), tmp_path / "data")
     assert str(info.value).endswith(
         f"funding.csv: settlements {before} (row 50) and {after} (row 51) are 24 h apart, which is a gap: "
-        "settlements are missing between them (or the times are shifted: check the timezone); intervals are 1, 2, 4, 8 h. Add the missing settlements "
-        "from the exchange (perphedge data fetch); nothing is filled in"
+        "settlements are missing between them (or the times are shifted: check the timezone); "
+        "intervals are 1, 2, 4, 8 h. Add the missing settlements from the exchange (perphedge data fetch); "
+        "nothing is filled in"
     )
 
 
