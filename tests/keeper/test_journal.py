@@ -115,3 +115,26 @@ def test_only_one_keeper_may_hold_a_journal(tmp_path: Path) -> None:
     first.close()
     second.acquire_run_lock()  # released when the holder closes (or dies)
     second.close()
+
+
+def test_an_order_update_interrupted_midway_leaves_nothing_half_written(tmp_path: Path, monkeypatch) -> None:
+    journal = Journal.open(tmp_path / "j.sqlite")
+    journal.set_book(spot_base=Decimal(0), perp_qty=Decimal(0), ts_ms=0, kind="test", detail={})
+    journal.record_order_intent(_request(), decision_no=1, purpose="main", ts_ms=1)
+
+    def crash(key: str, value: str) -> None:  # dies after the order row and the fill row were written
+        raise RuntimeError("process killed")
+
+    monkeypatch.setattr(journal, "_set_meta", crash)
+    with pytest.raises(RuntimeError):
+        journal.record_order_status(_status("0.5", OrderState.CLOSED), ts_ms=2)
+    monkeypatch.undo()
+    # what another process (the restarted keeper) sees on disk: the whole update rolled back
+    other = sqlite3.connect(tmp_path / "j.sqlite")
+    assert other.execute("SELECT state, filled_qty_base FROM orders").fetchall() == [("intent", "0")]
+    assert other.execute("SELECT COUNT(*) FROM fills").fetchone() == (0,)
+    other.close()
+    # and recording it again (the restart's reconciliation) adds the fill exactly once
+    assert journal.record_order_status(_status("0.5", OrderState.CLOSED), ts_ms=3) == Decimal("0.5")
+    assert journal.book() == (Decimal("0.5"), Decimal(0)) and len(journal.fills()) == 1
+    journal.close()

@@ -103,6 +103,13 @@ def test_fifty_cycle_replay_is_neutral_and_attribution_adds_up(tmp_path: Path) -
         pnl["spot_pnl_usd"] + pnl["perp_pnl_usd"] + pnl["funding_usd"] + pnl["fees_usd"] + pnl["other_usd"]
         == pnl["total_usd"]
     )
+    # a structured, timestamped log line for every decision (50) and every order sent and settled (2 + 2)
+    lines = _log(spec)
+    assert all({"ts", "ts_ms", "level", "event"} <= set(line) for line in lines)
+    decided = [ln for ln in lines if ln["event"] in ("decision.hold", "decision.trade", "decision.refused")]
+    assert [ln["decision_no"] for ln in decided] == list(range(1, 51))
+    assert sum(ln["event"] == "order.submit" for ln in lines) == 2
+    assert sum(ln["event"] == "order.final" for ln in lines) == 2
     close(keeper)
 
 
@@ -112,3 +119,67 @@ def test_log_lines_redact_secrets(tmp_path: Path) -> None:
     log.close()
     assert "s3cr3t-value" not in (tmp_path / "log.jsonl").read_text()
     assert line["ts"] == "2023-11-14T22:13:20Z" and line["reason"] == "auth failed for ***"
+
+
+def _log(spec) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in Path(spec.keeper.log_path).read_text().splitlines()]
+
+
+def test_a_trade_outside_the_keeper_is_logged_adopted_and_traded_back_to_target(tmp_path: Path) -> None:
+    from perphedge.venues.port import ClientOrderId, Leg, OrderRequest, OrderSide
+
+    spec = make_spec(tmp_path)
+    keeper, venue = make_keeper(spec)
+    keeper.cycle()
+    q = Decimal(keeper.journal.get_meta("base_qty"))
+    # the user sells 0.1 BTC of the spot leg by hand on the exchange
+    venue.create_order(
+        OrderRequest(
+            client_order_id=ClientOrderId("manual1"),
+            leg=Leg.SPOT,
+            symbol=spec.spot_symbol,
+            side=OrderSide.SELL,
+            qty_base=Decimal("0.1"),
+        )
+    )
+    keeper.clock.wait_next_cycle()
+    result = keeper.cycle()
+    difference = [ln for ln in _log(spec) if ln["event"] == "reconcile.difference"]
+    assert len(difference) == 1 and difference[0]["level"] == "warning"
+    assert Decimal(difference[0]["spot_journal"]) == q and Decimal(
+        difference[0]["spot_venue"]
+    ) == q - Decimal("0.1")
+    assert keeper.journal.events("reconcile.difference")  # journalled too
+    # the venue is the truth: the strategy saw spot 0.1 short of target and bought it back (spot only)
+    assert result.action == "trade" and result.report.planned_base == {"spot": "0.10000"}
+    assert venue.fetch_balances("", "").spot_base == q and keeper.journal.book() == (q, -q)
+    close(keeper)
+
+
+def test_funding_that_differs_from_the_model_is_logged_as_a_mismatch(tmp_path: Path) -> None:
+    from perphedge.keeper.reconcile import reconcile_funding
+
+    spec = make_spec(tmp_path)
+    keeper, venue = make_keeper(spec)
+    keeper.cycle()
+    q = Decimal(keeper.journal.get_meta("base_qty"))
+    # the journal believes the short is half its real size (as after an unrecorded trade): the model
+    # it computes from its own position must disagree with what the exchange actually paid
+    keeper.journal.set_book(spot_base=q, perp_qty=-q / 2, ts_ms=venue.now_ms(), kind="test", detail={})
+    venue.advance(3)  # one day: three 8-hourly settlements paid to the full short
+    check = reconcile_funding(
+        venue,
+        keeper.journal,
+        keeper.log,
+        perp_symbol=spec.perp_symbol,
+        start_ts_ms=0,
+        now_ms=venue.now_ms(),
+    )
+    assert check.new_payments == 3 and check.mismatches == 3
+    lines = [ln for ln in _log(spec) if ln["event"] == "funding.mismatch"]
+    assert len(lines) == 3
+    for line in lines:  # received is twice the model (model for −Q/2, paid on −Q)
+        assert abs(Decimal(line["received_usd"]) - 2 * Decimal(line["model_usd"])) < Decimal("0.00000002")
+    close(keeper)

@@ -92,3 +92,29 @@ def test_transfer_sent_but_not_recorded_is_settled_from_the_venue_on_restart(tmp
         "phbtcdemot2": "abandoned",
     }
     close(keeper)
+
+
+def test_liquidation_distance_alone_alarms_and_tops_up(tmp_path: Path) -> None:
+    import json
+
+    # the margin-ratio trigger is out of reach (0.99): only the distance rule can fire
+    spec = make_spec(tmp_path, collateral={"trigger_margin_ratio": 0.99})
+    keeper, venue = make_keeper(spec)
+    keeper.cycle()
+    position = venue.fetch_perp_position(PERP)
+    # a price gap that leaves the liquidation price 10 % above the mark (minimum distance is 15 %)
+    venue.inject(
+        Fault(
+            kind=FaultKind.PRICE_GAP,
+            price_factor=float(position.liquidation_price_usd / position.mark_price_usd) / 1.10,
+        )
+    )
+    result = keeper.cycle()
+    assert result.action == "margin" and result.reason.startswith("liquidation distance 0.1")
+    alarm = [
+        json.loads(line) for line in spec.keeper.log_path.read_text().splitlines() if '"risk.alarm"' in line
+    ]
+    assert len(alarm) == 1 and alarm[0]["level"] == "alarm" and alarm[0]["margin_ratio"] < 0.99
+    after = venue.fetch_perp_position(PERP)
+    assert (after.liquidation_price_usd - after.mark_price_usd) / after.mark_price_usd >= Decimal("0.15")
+    close(keeper)

@@ -506,8 +506,8 @@ class Keeper:
         spot_rules = self.venue.market_rules(spec.spot_symbol)
         perp_rules = self.venue.market_rules(spec.perp_symbol)
         orders = orders_for(target, state, q, min_qty_base=spec.risk.min_rebalance_fraction * q)
-        spot_delta = spot_rules.round_amount(to_decimal(orders.spot_delta_base))
-        perp_delta = perp_rules.round_amount(to_decimal(orders.perp_delta_base))
+        spot_delta = spot_rules.round_amount(_without_float_noise(orders.spot_delta_base))
+        perp_delta = perp_rules.round_amount(_without_float_noise(orders.perp_delta_base))
         decision_no = self.journal.next_decision_no()
         fields = {
             "decision_no": decision_no,
@@ -725,6 +725,15 @@ class Keeper:
             close_prices=np.array([c for _, c in closes], dtype=float),
             predicted_funding_rate=quote.funding_rate_per_interval,
         )
+
+
+def _without_float_noise(qty_base: float) -> Decimal:
+    """Return a float quantity as a Decimal cut to 1e-12 coins, before truncating to the exchange step.
+
+    ``orders_for`` works in float fractions of Q: (1 − 0.37/0.47) × 0.47 is 0.09999999999999998, which
+    truncated to a 0.00001 step would trade one step less than meant (a 0.001 perp step: 0.099 for 0.1).
+    """
+    return to_decimal(qty_base).quantize(Decimal("1e-12"))
 
 
 def _memory_to_json(memory: StrategyMemory) -> str:
