@@ -92,6 +92,24 @@ def test_data_show_table_lists_years_interval_changes_and_basis(tmp_path: Path) 
     assert "Basis (perp close / spot close − 1)" in out
 
 
+def test_data_show_table_keeps_one_line_per_year_at_80_columns(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["data", "show", "SOLUSDT", "--data-dir", str(tmp_path)],
+        catch_exceptions=False,
+        env={"COLUMNS": "80"},
+    )
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    table = lines[: next(i for i, line in enumerate(lines) if line.startswith("Funding interval"))]
+    assert max(len(line) for line in table) <= 80
+    assert any(line.split() == ["year", "settlements", "mean", "APR", "negative", "at", "baseline", "min", "rate",
+                                "max", "rate"] for line in table)  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in table if line.strip()[:4] in ("2020", "2022", "all ")}
+    assert rows["2022"][:3] == ["2022", "1,170", "-106.10%"] and rows["all"][1] == "6,044"
+    assert all(len(row) == 9 for row in rows.values())  # whole rows (rates carry a " %"), not wrapped
+
+
 def test_data_show_window_and_timeframe_options(tmp_path: Path) -> None:
     payload = invoke(
         "data", "show", "ETHUSDT", "--timeframe", "1h", "--start", "2024-01-01", "--end", "2025-01-01",

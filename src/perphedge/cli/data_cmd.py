@@ -107,12 +107,16 @@ def _period_row(label: str, stats: FundingPeriodStats) -> list[str]:
 
 
 def _print_stats(stats: FundingStats, notes: tuple[str, ...]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     table = Table(
-        title=f"{stats.exchange} {stats.symbol} funding ({stats.timeframe} data, {stats.source})",
+        title=f"{stats.exchange} {stats.symbol} funding ({stats.timeframe} data, {stats.source.split(':', 1)[0]})",
+        box=box.SIMPLE_HEAD,  # no vertical rules: the seven columns fit 80 columns without wrapping
+        pad_edge=False,
+        collapse_padding=True,
         caption="mean APR: mean of each settlement's rate annualised with its own interval (simple); "
         "baseline: 0.01 % per 8 h scaled to the interval",
     )
