@@ -164,3 +164,39 @@ def test_kill_switch_exits_5_refuses_to_restart_until_clear_halt(tmp_path: Path)
         timeout=60,
     )
     assert again.returncode == 5 and "--clear-halt" in again.stderr
+
+
+def test_live_keys_from_the_environment_are_redacted_from_every_output(tmp_path: Path, monkeypatch) -> None:
+    from perphedge.errors import VenueUnavailable
+    from perphedge.keeper.spec import load_spec
+    from perphedge.keeper.wiring import build_paper_venue
+    from perphedge.venues.ccxt_trading import CcxtVenue
+
+    config = write_spec(tmp_path)
+    secret = "sk-live-0a1b2c3d4e5f"
+    monkeypatch.setenv("PERPHEDGE_BINANCE_API_KEY", "key-0a1b2c3d")
+    monkeypatch.setenv("PERPHEDGE_BINANCE_SECRET", secret)
+    seen = {}
+
+    def connect(exchange_id, *, credentials, spot_symbol, perp_symbol):
+        # stands in for the exchange (no network): an error message that echoes the credentials
+        seen["credentials"] = credentials
+        venue = build_paper_venue(load_spec(config))
+
+        def fail(*args):
+            raise VenueUnavailable(f"auth rejected for {credentials.api_key}/{credentials.secret}")
+
+        venue.fetch_quote = fail
+        return venue
+
+    monkeypatch.setattr(CcxtVenue, "connect", staticmethod(connect))
+    result = runner.invoke(
+        app, ["keep", "--config", str(config), "--live", "--yes", "--cycles", "1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["credentials"].secret == secret  # the keys came from the environment
+    refused = [json.loads(line) for line in result.output.splitlines() if '"cycle.refused"' in line]
+    assert refused and "auth rejected for ***/***" in refused[0]["reason"]
+    assert secret not in result.output and "key-0a1b2c3d" not in result.output
+    for path in tmp_path.iterdir():
+        assert secret.encode() not in path.read_bytes() and b"key-0a1b2c3d" not in path.read_bytes(), path
