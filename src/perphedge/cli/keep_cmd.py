@@ -81,7 +81,8 @@ def keep_command(
     clear_halt: bool = typer.Option(
         False,
         "--clear-halt",
-        help="Resume a hedge the kill switch halted (after you inspected it with status).",
+        help="Resume a halted hedge (kill switch, liquidation, repeated failed executions, leverage or margin mode "
+        "not as in the spec) after you inspected it with status and fixed the cause.",
     ),
     json_output: bool = typer.Option(
         False,
@@ -90,7 +91,10 @@ def keep_command(
         'final {"cycles", "actions", "halted"} summary object.',
     ),
 ) -> None:
-    """Run the hedge: each cycle reconciles with the exchange, checks risk, decides with the strategy and acts."""
+    """Run the hedge: each cycle reconciles with the exchange, checks risk, decides with the strategy and acts.
+
+    Exit codes: 0 done, 2 bad spec or input, 3 exchange error, 5 the keeper halted on purpose (see status).
+    """
     from perphedge.errors import KeeperHalted
     from perphedge.keeper.journal import Journal
     from perphedge.keeper.log import KeeperLog
