@@ -147,3 +147,71 @@ def test_progress_reports_each_stage_to_completion() -> None:
     finished = {(e, stage) for e, stage, done, total in events if done == total}
     assert {("bybit", "funding"), ("bybit", "spot tickers"), ("bybit", "perp tickers")} <= finished
     assert ("binance", "funding") in finished
+
+
+def _funding_history_starts(factory: Factory, exchange_id: str) -> list[int]:
+    from urllib.parse import parse_qs, urlparse
+
+    calls = factory.built[exchange_id].replay_calls
+    return [
+        int(parse_qs(urlparse(c.url).query)["startTime"][0]) for c in calls if "/fapi/v1/fundingRate" in c.url
+    ]
+
+
+def test_interval_unknown_is_looked_for_in_recent_settlements_even_without_history() -> None:
+    routes = recorded_routes()
+    routes["binance"]["/fapi/v1/fundingInfo"] = ccxt.ExchangeNotAvailable("fundingInfo down")
+    as_of = 1621267200000 + 60 * 60 * 1000
+    factory = Factory(routes)
+    result = run_scan(
+        ["binance"], ScanSettings(), retry_attempts=1, exchange_factory=factory, now_ms=lambda: as_of
+    )
+    # three days of settlements asked for; the recorded answer has one settlement: still no interval
+    assert _funding_history_starts(factory, "binance") == [as_of - 3 * 86_400_000]
+    (c,) = result.candidates
+    assert c.interval_hours is None and c.apr_current is None and c.apr_mean_7d is None
+    assert result.history_days is None and any("interval unknown" in n for n in c.notes)
+
+
+def test_with_history_a_pair_without_interval_is_not_crowded_out_by_scored_pairs() -> None:
+    routes = recorded_routes()
+    routes["binance"]["/fapi/v1/fundingInfo"] = ccxt.ExchangeNotAvailable("fundingInfo down")
+    routes["bybit"]["/v5/market/funding/history"] = ccxt.ExchangeNotAvailable("not recorded")
+    factory = Factory(routes)
+    result = run_scan(
+        ["binance", "bybit"],
+        ScanSettings(),
+        retry_attempts=1,
+        history=True,
+        history_limit=1,
+        exchange_factory=factory,
+        now_ms=lambda: 1621267200000 + 60 * 60 * 1000,
+    )
+    # bybit's pair has the only score and takes the one history slot; binance's still gets its settlements
+    assert len(_funding_history_starts(factory, "binance")) == 1
+    assert any(w.exchange == "bybit" and "funding history" in w.message for w in result.warnings)
+    binance = next(c for c in result.candidates if c.exchange == "binance")
+    assert binance.settlements_30d == 1
+
+
+def test_missing_interval_is_set_from_the_spacing_of_real_settlements() -> None:
+    from dataclasses import replace
+
+    from perphedge.scan.scanner import _with_inferred_intervals
+    from perphedge.venues.funding_snapshot import ExchangeSnapshot, FundingHistory
+    from tests.scan.test_rank import BYBIT_BTC, _sol_2022
+
+    ts, rates = _sol_2022()  # real Binance SOLUSDT settlements; the slice ends on 8 h ones
+    quote = replace(BYBIT_BTC, interval_hours=None, interval_source=None)
+    snapshot = ExchangeSnapshot(exchange_id="bybit", recorded_ts_ms=int(ts[-1]), quotes=(quote,))
+    history = FundingHistory(
+        perp_symbol=quote.perp_symbol,
+        settle_ts_ms=tuple(int(t) for t in ts[-9:]),
+        rates=tuple(float(r) for r in rates[-9:]),
+        since_ms=int(ts[-9]),
+    )
+    (updated,) = _with_inferred_intervals([snapshot], {("bybit", quote.perp_symbol): history})
+    assert updated.quotes[0].interval_hours == 8.0
+    assert updated.quotes[0].interval_source == "inferred from the spacing of recent settlements"
+    (unchanged,) = _with_inferred_intervals([snapshot], {})
+    assert unchanged.quotes[0].interval_hours is None

@@ -121,7 +121,7 @@ def scan_command(
         top=top or None,
     )
     cache_dir = None
-    if history and cache:
+    if cache:
         from perphedge.data.cache import resolve_data_dir
 
         cache_dir = resolve_data_dir(data_dir)

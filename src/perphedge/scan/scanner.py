@@ -7,7 +7,9 @@ and the others still answer. Network calls run through ``ccxt.async_support`` ex
 
 With ``history=True`` the ``history_limit`` best candidates (after the filters, by the score without
 history) get their last 30 days of settlements, then everything is ranked again with the 7/30-day
-means and the negative-share penalty. The history is bounded on purpose: Binance's
+means and the negative-share penalty. Pairs whose exchange gave no funding interval (its interval
+endpoint failed) get recent settlements too, up to ``history_limit`` of them, and their interval is
+inferred from the spacing (3 days without ``history``, used for nothing else). The history is bounded on purpose: Binance's
 ``/fapi/v1/fundingRate`` shares 500 requests per 5 minutes per IP. It is cached through the data
 layer (:mod:`perphedge.scan.history_cache`: the ``perphedge data fetch`` cache, same files), so a
 repeated scan downloads only the settlements since the last one; ``data_dir=None`` turns the cache off.
@@ -16,13 +18,14 @@ repeated scan downloads only the settlements since the last one; ``data_dir=None
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from perphedge.errors import DataError, InputError, PerphedgeError
-from perphedge.scan.rank import Candidate, ScanSettings, build_candidates, rank_candidates
+from perphedge.mechanics.funding import infer_interval_hours
+from perphedge.scan.rank import Candidate, ScanSettings, build_candidates, passes_filters, rank_candidates
 from perphedge.venues.funding_snapshot import (
     ExchangeSnapshot,
     FundingHistory,
@@ -31,10 +34,13 @@ from perphedge.venues.funding_snapshot import (
     fetch_recent_funding_history,
     history_window_ms,
     mapping_for,
+    with_interval,
 )
 
 JSON_SCHEMA_VERSION = 1
 HISTORY_DAYS = 30
+INTERVAL_HISTORY_DAYS = 3
+"""Without ``--history``, a pair whose exchange gave no interval gets 3 days of settlements (≥ 9 at 8 h) to infer it."""
 
 ExchangeFactory = Callable[[str], Any]
 
@@ -191,14 +197,19 @@ async def scan(
 
         histories: dict[tuple[str, str], FundingHistory] = {}
         cache_use: HistoryCacheUse | None = None
-        if history and snapshots:
-            preliminary = rank_candidates(
-                build_candidates(snapshots, settings), replace(settings, top=history_limit)
-            )
+        first_pass = build_candidates(snapshots, settings)
+        unknown_interval = _interval_unknown(first_pass, settings, history_limit)
+        chosen: list[Candidate] = []
+        if history:
+            scored = rank_candidates(first_pass, replace(settings, top=history_limit))
+            chosen = [c for c in scored if c.score is not None]
+        chosen += [c for c in unknown_interval if c not in chosen]
+        if chosen:
             histories, history_warnings, downloaded = await _fetch_histories(
                 exchanges,
                 snapshots,
-                preliminary,
+                chosen,
+                days=HISTORY_DAYS if history else INTERVAL_HISTORY_DAYS,
                 retry_attempts=retry_attempts,
                 max_concurrency=max_concurrency,
                 progress=progress,
@@ -209,6 +220,9 @@ async def scan(
                 cache_use = HistoryCacheUse(
                     dir=str(data_dir), pairs=len(histories), settlements_downloaded=downloaded
                 )
+        if not history:  # the settlements only gave the missing intervals: no 7/30-day figures
+            snapshots = _with_inferred_intervals(snapshots, histories)
+            histories = {}
         candidates = build_candidates(snapshots, settings, histories)
         ranked = rank_candidates(candidates, settings)
         return ScanResult(
@@ -229,11 +243,44 @@ async def scan(
         await asyncio.gather(*(ex.close() for ex in exchanges.values()), return_exceptions=True)
 
 
+def _interval_unknown(candidates: Sequence[Candidate], settings: ScanSettings, limit: int) -> list[Candidate]:
+    """Return up to ``limit`` pairs whose exchange gave no funding interval, largest |rate| first.
+
+    They pass the volume filter (the APR filter cannot be judged before the interval is known).
+    """
+    volume_only = replace(settings, min_apr=None)
+    unknown = [c for c in candidates if c.interval_hours is None and passes_filters(c, volume_only)]
+    unknown.sort(key=lambda c: (-abs(c.funding_rate), c.exchange, c.perp_symbol))
+    return unknown[:limit]
+
+
+def _with_inferred_intervals(
+    snapshots: Sequence[ExchangeSnapshot], histories: Mapping[tuple[str, str], FundingHistory]
+) -> list[ExchangeSnapshot]:
+    """Return the snapshots with each missing interval set from its settlements' spacing, where it can be."""
+    out = []
+    for snapshot in snapshots:
+        quotes = []
+        for quote in snapshot.quotes:
+            history = histories.get((snapshot.exchange_id, quote.perp_symbol))
+            if quote.interval_hours is None and history is not None and len(history.settle_ts_ms) >= 2:
+                try:
+                    hours = float(infer_interval_hours(history.settle_ts_ms)[-1])
+                except DataError:
+                    pass  # build_candidate notes the unknown interval
+                else:
+                    quote = with_interval(quote, hours, "inferred from the spacing of recent settlements")
+            quotes.append(quote)
+        out.append(replace(snapshot, quotes=tuple(quotes)))
+    return out
+
+
 async def _fetch_histories(
     exchanges: dict[str, Any],
     snapshots: Sequence[ExchangeSnapshot],
     chosen: Sequence[Candidate],
     *,
+    days: int,
     retry_attempts: int,
     max_concurrency: int,
     progress: Progress | None,
@@ -249,7 +296,7 @@ async def _fetch_histories(
     async def one(candidate: Candidate) -> FundingHistory:
         nonlocal done, downloaded
         exchange = exchanges[candidate.exchange]
-        since_ms = recorded[candidate.exchange] - history_window_ms(HISTORY_DAYS)
+        since_ms = recorded[candidate.exchange] - history_window_ms(days)
         until_ms = recorded[candidate.exchange]
         retry_sleep = None if retry_attempts > 1 else _no_wait
         async with semaphores[candidate.exchange]:
