@@ -333,3 +333,39 @@ def test_a_crash_while_writing_the_merged_file_keeps_the_old_one_and_the_next_fe
         T0 + HOUR,
         T0 + 2 * HOUR,
     ]
+
+
+def test_check_cached_reports_real_gaps_as_warnings_and_a_clean_set_as_none(tmp_path: Path) -> None:
+    from perphedge.data.bundled import load_bundled
+    from perphedge.data.fetch import check_cached
+    from tests.data.test_cache import _write_cache_from
+
+    hourly = load_bundled("BTCUSDT", "1h")
+    day = pd.Timedelta(days=1)
+    gap_start = pd.Timestamp("2020-02-19", tz="UTC")  # Binance's real 6-hour hole after 11:00 that day
+    _write_cache_from(hourly.between(gap_start, gap_start + 2 * day), tmp_path / "gap")
+    clean_start = pd.Timestamp("2024-03-01", tz="UTC")
+    _write_cache_from(hourly.between(clean_start, clean_start + 3 * day), tmp_path / "clean")
+
+    assert check_cached("binance", "BTCUSDT", "1h", tmp_path / "gap") == [
+        "check: bars: gap of 5 h (5 missing 1h bar(s)) after 2020-02-19T11:00:00+00:00"
+    ]
+    assert check_cached("binance", "BTCUSDT", "1h", tmp_path / "clean") == []
+    assert (
+        check_cached("binance", "BTCUSDT", "4h", tmp_path / "clean") == []
+    )  # nothing cached: nothing to check
+
+
+def test_a_fetch_reports_what_the_check_finds_in_the_downloaded_data(tmp_path: Path) -> None:
+    summary = fetch_to_cache(
+        binance(),
+        "BTC/USDT:USDT",
+        since_ms=SETTLE - HOUR,
+        until_ms=T0 + 2 * HOUR,
+        data_dir=tmp_path,
+        sleep=NO_SLEEP,
+    )
+    # one recorded settlement: its interval cannot be inferred, and the check says so instead of guessing 8 h
+    assert [w for w in summary.warnings if w.startswith("check:")] == [
+        "check: funding: interval_hours at 2021-05-17T16:00:00+00:00 is not one of (1, 2, 4, 8) h"
+    ]

@@ -131,8 +131,10 @@ def fetch_command(
     are retried with backoff. Files are written atomically: an interrupted run leaves the cache intact.
     Leverage tiers on exchanges that serve them only to signed requests (Binance) need API keys in
     PERPHEDGE_<EXCHANGE>_API_KEY and PERPHEDGE_<EXCHANGE>_SECRET (read-only keys are enough); without
-    them they are skipped with a warning. Exit codes: 0 done, 2 bad input (unknown exchange or symbol,
-    bad dates, --since after --until), 3 exchange error.
+    them they are skipped with a warning. The downloaded data is then checked like an import (gaps with
+    their size, NaN prices, missing settlements, spot/perp misalignment) and what is found is printed as
+    "check:" warnings; it is kept as the exchange served it, never repaired. Exit codes: 0 done, 2 bad
+    input (unknown exchange or symbol, bad dates, --since after --until), 3 exchange error.
     """
     try:
         summary = _run(exchange_id, symbol, since, until, timeframe, data_dir, show_progress and not as_json)

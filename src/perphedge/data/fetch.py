@@ -10,6 +10,11 @@ was still open is replaced by its final values), and the stretch before the olde
 the requested start is earlier than any start already downloaded. Each data set is merged in memory
 and written whole and atomically once all its pages have arrived, so an interrupted fetch leaves the
 previous files intact and the next fetch resumes from them.
+
+After the download the cached data set is loaded as a backtest would load it and checked with
+:func:`perphedge.data.validate.validate_market`; what it finds (gaps with their size, NaN prices,
+settlement gaps, spot/perp misalignment) is returned as warnings prefixed ``check:``: the data is what
+the exchange served, so it is kept and reported, never repaired.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from perphedge.data.cache import (
     write_parquet_atomic,
 )
 from perphedge.data.schema import TIMEFRAME_MS
-from perphedge.errors import InputError, VenueError
+from perphedge.errors import DataError, InputError, UnknownSymbolError, VenueError
 from perphedge.units import ts_ms_to_datetime
 from perphedge.venues.ccxt_common import (
     call_with_retries,
@@ -135,6 +140,26 @@ class FetchSummary:
             "leverage_tiers": self.leverage_tiers,
             "warnings": list(self.warnings),
         }
+
+
+def check_cached(exchange_id: str, market_id: str, timeframe: str, data_dir: Path) -> list[str]:
+    """Return the problems ``validate_market`` finds in a cached data set, as ``check: …`` warnings.
+
+    Nothing is raised: a download keeps what the exchange served, and says what is wrong with it.
+    An empty list when the data set has no bars yet (nothing to check) or nothing is wrong.
+    """
+    from perphedge.data.cache import load_cached
+    from perphedge.data.validate import validate_market
+
+    try:
+        market = load_cached(exchange_id, market_id, timeframe, data_dir)
+        found = validate_market(market)
+    except UnknownSymbolError:
+        return []
+    except DataError as e:
+        lines = str(e).splitlines()
+        found = [line.strip()[2:] for line in lines[1:] if line.strip().startswith("- ")] or [str(e)]
+    return [f"check: {problem}" for problem in found]
 
 
 def _iso(ts_ms: int | None) -> str | None:
@@ -337,6 +362,7 @@ def fetch_to_cache(
         else:
             warnings.append(f"leverage tiers not downloaded: {tiers.skipped_reason}")
 
+    warnings.extend(check_cached(exchange.id, market["id"], timeframe, root))
     return FetchSummary(
         exchange=exchange.id,
         ccxt_symbol=perp_symbol,
