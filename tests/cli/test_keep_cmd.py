@@ -39,7 +39,7 @@ def test_keep_paper_json_then_status_json_with_stable_keys(tmp_path: Path) -> No
     assert status.exit_code == 0, status.output
     data = json.loads(status.output)
     assert tuple(data) == STATUS_KEYS
-    assert data["net_exposure_base"] in ("0", "0.00", "0.000") and data["hedge_ratio"] > 0.99
+    assert Decimal(data["net_exposure_base"]) == 0 and data["hedge_ratio"] > 0.99
     assert set(data["pnl"]) == {
         "spot_pnl_usd",
         "perp_pnl_usd",
