@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from perphedge.errors import DataError, InputError
-from perphedge.units import HOURS_PER_YEAR, MS_PER_HOUR, MS_PER_MINUTE
+from perphedge.units import HOURS_PER_YEAR, MS_PER_HOUR, MS_PER_MINUTE, ts_ms_to_datetime
 
 BINANCE_INTEREST_PER_8H = 0.0001
 """Binance's default interest component: 0.03 %/day = 0.01 % per 8 h (Binance funding FAQ)."""
@@ -180,8 +180,8 @@ def infer_interval_hours(settle_ts_ms: Sequence[int] | np.ndarray) -> np.ndarray
     if np.any(spacing_ms <= 0):
         i = int(np.argmax(spacing_ms <= 0))
         raise DataError(
-            f"settlement timestamps must be strictly increasing; settlement {i + 1} ({int(ts[i + 1])} ms) "
-            f"is not after settlement {i} ({int(ts[i])} ms); sort and de-duplicate the funding data"
+            f"settlement timestamps must be strictly increasing; settlement {i + 1} ({_utc(ts[i + 1])}) "
+            f"is not after settlement {i} ({_utc(ts[i])}); sort and de-duplicate the funding data"
         )
     hours = np.rint(spacing_ms / MS_PER_HOUR)
     off_grid = np.abs(spacing_ms - hours * MS_PER_HOUR) > SETTLEMENT_JITTER_TOLERANCE_MS
@@ -192,14 +192,18 @@ def infer_interval_hours(settle_ts_ms: Sequence[int] | np.ndarray) -> np.ndarray
         gap_h = spacing_ms[i] / MS_PER_HOUR
         kind = "a gap (missing settlements)" if gap_h > max(STANDARD_INTERVALS_HOURS) else "not a funding interval"
         raise DataError(
-            f"settlements at {int(ts[i])} ms and {int(ts[i + 1])} ms are {gap_h:.4f} h apart, which is {kind}; "
-            f"intervals must be one of {STANDARD_INTERVALS_HOURS} h; fill the gap from the exchange "
-            "(perphedge data fetch) or pass the interval explicitly"
+            f"settlements at {_utc(ts[i])} and {_utc(ts[i + 1])} are {gap_h:g} h apart, which is {kind}; "
+            f"intervals must be one of {STANDARD_INTERVALS_HOURS} h; download the missing settlements "
+            "(perphedge data fetch --since …) or start the data after the gap"
         )
     out = np.empty(ts.size, dtype=float)
     out[1:] = hours
     out[0] = hours[0]
     return out
+
+
+def _utc(ts_ms: int | np.integer) -> str:
+    return ts_ms_to_datetime(int(ts_ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def interval_changes(settle_ts_ms: Sequence[int] | np.ndarray, interval_hours: np.ndarray) -> list[tuple[int, float, float]]:
