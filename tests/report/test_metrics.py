@@ -418,3 +418,26 @@ def test_calc_summary_of_a_liquidated_run_reports_margin_ratio_100_percent() -> 
     assert summary["liquidations"] == 1
     assert summary["worst_margin_ratio"] == 1.0
     assert summary["min_liquidation_distance"] == 0.0
+
+
+def test_calc_summary_counts_the_coins_the_sell_spot_policy_sold() -> None:
+    # The default linear policy sells spot (and shrinks the short alike) as BTC rallies in 2020–21; the
+    # summary's coins must match the ledger's spot trades, and show the holding shrinking.
+    from perphedge.engine.config import BacktestConfig
+    from perphedge.engine.loop import run_backtest
+    from perphedge.strategies.registry import build_strategy
+
+    config = BacktestConfig(
+        start=pd.Timestamp("2020-01-01", tz="UTC"), end=pd.Timestamp("2021-07-01", tz="UTC")
+    )
+    result = run_backtest(btc_8h(), build_strategy("full"), config)
+    spot_trades = result.ledger[(result.ledger["kind"] == "trade") & (result.ledger["leg"] == "spot")]
+    bought = float(spot_trades["qty_base"].iloc[0])
+    summary = calc_summary(result)
+    assert summary["spot_qty_start_base"] == pytest.approx(bought, rel=1e-12)
+    assert summary["spot_qty_end_base"] == pytest.approx(float(spot_trades["qty_base"].sum()), rel=1e-9)
+    assert summary["spot_qty_end_base"] < 0.5 * summary["spot_qty_start_base"]
+    # the spot benchmark keeps every coin it bought
+    spot = calc_summary(spot_only_result(btc_8h()))
+    assert spot["spot_qty_start_base"] == pytest.approx(spot["spot_qty_end_base"], rel=1e-12)
+    assert spot["spot_qty_start_base"] == pytest.approx(10_000 / float(btc_8h().bars["spot_open"].iloc[0]))

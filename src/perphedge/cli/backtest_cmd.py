@@ -726,5 +726,6 @@ def _print_compare(summaries: list[dict[str, Any]], market: MarketData) -> None:
     console.print(table)
     console.print(
         "USD; fractions shown as %; Sharpe with risk-free 0. dynamic-article is up to 200 % long when funding "
-        "is negative (not neutral). --report writes every figure and chart."
+        "is negative (not neutral). The sell_spot margin policy sells coins (and shrinks the short alike) as the "
+        "price rises: compare the spot coins at start and end. --report writes every figure and chart."
     )

@@ -408,6 +408,16 @@ def calc_realised_funding_apr(timeseries: pd.DataFrame, funding_usd: float) -> f
     return funding_usd / exposure_usd_years
 
 
+def _spot_qty(timeseries: pd.DataFrame, position: int) -> float | None:
+    # spot_value_usd = coins × spot close (engine/results.py), so coins = value / close.
+    if len(timeseries) == 0 or not {"spot_value_usd", "spot_close"} <= set(timeseries.columns):
+        return None
+    close = float(timeseries["spot_close"].iloc[position])
+    if not math.isfinite(close) or close <= 0.0:
+        return None
+    return float(timeseries["spot_value_usd"].iloc[position]) / close
+
+
 def _json_number(value: float | int | None) -> float | int | None:
     if value is None:
         return None
@@ -455,6 +465,8 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "worst_margin_ratio",
     "min_liquidation_distance",
     "realised_funding_apr_on_hedged_notional",
+    "spot_qty_start_base",
+    "spot_qty_end_base",
 )
 """The keys of :func:`calc_summary`, in order: the stable ``--json`` contract of ``perphedge backtest``."""
 
@@ -472,6 +484,9 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
     ``min_liquidation_distance`` the smallest |liquidation price − mark| / mark at a bar close; the
     engine judges liquidation on the bar's adverse extreme, between two closes, so a liquidated run
     reports 1 and 0 (the margin ratio did reach 100 %), never the last close before it.
+    ``spot_qty_start_base`` / ``spot_qty_end_base`` are the coins in the spot wallet at the first and
+    last bar close (negative when short through a borrow): a margin policy that sells spot, or a
+    reinvestment of funding, changes how many coins the holder ends with, which returns do not show.
     """
     timeseries = result.timeseries
     equity = to_equity_curve(result)
@@ -525,6 +540,8 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
         "realised_funding_apr_on_hedged_notional": calc_realised_funding_apr(
             timeseries, attribution["funding_usd"]
         ),
+        "spot_qty_start_base": _spot_qty(timeseries, 0),
+        "spot_qty_end_base": _spot_qty(timeseries, -1),
     }
     assert tuple(summary) == SUMMARY_KEYS  # the JSON contract; a mismatch is a bug here
     return {key: _json_number(value) for key, value in summary.items()}

@@ -24,7 +24,7 @@ class Column:
 
     key: str
     header: str
-    kind: str  # pct | usd | ratio | int | date | text | multiple
+    kind: str  # pct | usd | ratio | int | qty (coins) | date | text | multiple
 
 
 SUMMARY_COLUMNS: tuple[Column, ...] = (
@@ -56,6 +56,8 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column(key="worst_margin_ratio", header="Worst margin ratio", kind="pct"),
     Column(key="min_liquidation_distance", header="Closest to liquidation", kind="pct"),
     Column(key="realised_funding_apr_on_hedged_notional", header="Funding APR on perp notional", kind="pct"),
+    Column(key="spot_qty_start_base", header="Spot coins at start", kind="qty"),
+    Column(key="spot_qty_end_base", header="Spot coins at end", kind="qty"),
 )
 """Every row of the single-backtest summary, in display order."""
 
@@ -73,6 +75,8 @@ COMPARE_KEYS: tuple[str, ...] = (
     "switches",
     "time_hedged_pct",
     "worst_margin_ratio",
+    "spot_qty_start_base",
+    "spot_qty_end_base",
 )
 """The columns of the ``compare`` table (one row per strategy)."""
 
@@ -95,7 +99,7 @@ _COLUMN_BY_KEY = {column.key: column for column in SUMMARY_COLUMNS}
 
 
 def format_value(value: Any, kind: str, *, compact: bool = False) -> str:
-    """Return ``value`` formatted for a table: pct, usd, ratio, int, date or text; "–" when undefined.
+    """Return ``value`` formatted for a table: pct, usd, ratio, int, qty (coins), date or text; "–" when undefined.
 
     ``compact`` (narrow terminals) rounds USD to whole dollars and percents to one decimal.
     """
@@ -108,6 +112,8 @@ def format_value(value: Any, kind: str, *, compact: bool = False) -> str:
         return f"-${-value:,.{digits}f}" if value < 0 else f"${value:,.{digits}f}"
     if kind == "ratio":
         return f"{value:.2f}"
+    if kind == "qty":
+        return f"{value:,.4f}" if compact else f"{value:,.6f}"
     if kind == "int":
         return f"{int(value):,d}"
     if kind == "date":
