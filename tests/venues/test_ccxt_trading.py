@@ -181,3 +181,28 @@ def test_funding_history_from_recorded_binance_income() -> None:
     parsed = fixture_entry("binance", "static_response", "fetchFundingHistory")["parsed_ccxt_4_5_90"]
     assert [p.settle_ts_ms for p in payments] == [r["timestamp"] for r in parsed]
     assert [p.amount_usd for p in payments] == [Decimal(repr(float(r["amount"]))) for r in parsed]
+
+
+def test_bybit_order_looked_up_by_order_link_id_in_open_then_closed_orders() -> None:
+    closed_body = fixture_body("bybit", "static_response", "fetchClosedOrder")
+    ex = replay_exchange(
+        "bybit",
+        {"/v5/order/realtime": ccxt.OrderNotFound("not among open orders"), "/v5/order/history": closed_body},
+        options=_BYBIT_CLASSIC,
+    )
+    venue = CcxtVenue(ex, spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT")
+    status = venue.fetch_order_by_client_id("BTC/USDT:USDT", ClientOrderId("phbtcdemod1pm0"))
+    urls = [c.url for c in ex.replay_calls]
+    assert "/v5/order/realtime" in urls[0] and "/v5/order/history" in urls[1]
+    assert all("orderLinkId=phbtcdemod1pm0" in u for u in urls)
+    assert status.state is OrderState.CLOSED and status.filled_qty_base == Decimal("0.001")
+    assert status.average_price_usd == Decimal("123498") and status.fee_usd == Decimal("0.0679239")
+    open_ex = replay_exchange(
+        "bybit",
+        {"/v5/order/realtime": fixture_body("bybit", "static_response", "fetchOpenOrder")},
+        options=_BYBIT_CLASSIC,
+    )
+    still_open = CcxtVenue(
+        open_ex, spot_symbol="BTC/USDT", perp_symbol="BTC/USDT:USDT"
+    ).fetch_order_by_client_id("BTC/USDT:USDT", ClientOrderId("phbtcdemod1pm0"))
+    assert still_open.state is OrderState.OPEN and still_open.filled_qty_base == 0 and not still_open.is_final
