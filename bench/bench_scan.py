@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from tests.kit.ccxt_replay import fixture_body, replay_exchange_async  # noqa: E402
 
 from perphedge.scan.rank import ScanSettings, build_candidates, rank_candidates  # noqa: E402
+from perphedge.scan.scanner import _interval_unknown, _rebuild  # noqa: E402
 from perphedge.venues import funding_snapshot as fs  # noqa: E402
 
 REPEATS = 15
@@ -91,6 +92,17 @@ def _replicate(
     return out
 
 
+def _scan_pipeline(
+    snapshots: list[fs.ExchangeSnapshot], settings: ScanSettings, history: fs.FundingHistory
+) -> list[object]:
+    """The pure steps of ``scan(history=True)`` once everything is fetched (history_limit 30)."""
+    first = build_candidates(snapshots, settings)
+    chosen = [c for c in rank_candidates(first, replace(settings, top=30)) if c.score is not None]
+    chosen += [c for c in _interval_unknown(first, settings, 30) if c not in chosen]
+    histories = {(c.exchange, c.perp_symbol): replace(history, perp_symbol=c.perp_symbol) for c in chosen}
+    return rank_candidates(_rebuild(first, snapshots, settings, histories, chosen), settings)  # type: ignore[return-value]
+
+
 def _time(fn, repeats: int = REPEATS) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     fn()  # warm-up
     runs = []
@@ -110,7 +122,10 @@ def main() -> None:
     recorded = asyncio.run(_recorded_snapshots())
     settings = ScanSettings(top=20, min_volume_usd=0.0)
     print(f"bench_scan: ranking replicated real records; {REPEATS} runs, median / min, ms")
-    print(f"{'pairs':>6} {'build+rank':>14} {'rank only':>14} {'build+rank, 30 d history':>26}")
+    print(
+        f"{'pairs':>6} {'build+rank':>14} {'rank only':>14} {'scan pipeline, --history':>26} "
+        f"{'+ history for every pair':>26}"
+    )
     for size in SIZES:
         snapshots = _replicate(recorded, size, rates)
         as_of = rows[-1][0]
@@ -129,6 +144,7 @@ def main() -> None:
         built = build_candidates(snapshots, settings)
         assert len(built) == size - size % len(recorded)
         full = _time(lambda s=snapshots: rank_candidates(build_candidates(s, settings), settings))
+        with_default = _time(lambda s=snapshots_at, h=history: _scan_pipeline(s, settings, h))
         only = _time(lambda b=built: rank_candidates(b, settings))
         with_history = _time(
             lambda s=snapshots_at, h=histories: rank_candidates(build_candidates(s, settings, h), settings),
@@ -136,7 +152,7 @@ def main() -> None:
         )
         print(
             f"{len(built):>6} {full[0]:>7.1f} / {full[1]:<5.1f} {only[0]:>7.2f} / {only[1]:<5.2f} "
-            f"{with_history[0]:>12.1f} / {with_history[1]:<5.1f}"
+            f"{with_default[0]:>12.1f} / {with_default[1]:<11.1f} {with_history[0]:>12.1f} / {with_history[1]:<5.1f}"
         )
 
 

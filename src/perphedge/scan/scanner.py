@@ -223,7 +223,7 @@ async def scan(
         if not history:  # the settlements only gave the missing intervals: no 7/30-day figures
             snapshots = _with_inferred_intervals(snapshots, histories)
             histories = {}
-        candidates = build_candidates(snapshots, settings, histories)
+        candidates = _rebuild(first_pass, snapshots, settings, histories, chosen)
         ranked = rank_candidates(candidates, settings)
         return ScanResult(
             as_of_ts_ms=max((s.recorded_ts_ms for s in snapshots), default=None),
@@ -241,6 +241,25 @@ async def scan(
         )
     finally:
         await asyncio.gather(*(ex.close() for ex in exchanges.values()), return_exceptions=True)
+
+
+def _rebuild(
+    first_pass: Sequence[Candidate],
+    snapshots: Sequence[ExchangeSnapshot],
+    settings: ScanSettings,
+    histories: Mapping[tuple[str, str], FundingHistory],
+    chosen: Sequence[Candidate],
+) -> list[Candidate]:
+    """Return ``first_pass`` with only the chosen pairs built again (with their history or interval)."""
+    if not chosen:
+        return list(first_pass)
+    keys = {(c.exchange, c.perp_symbol) for c in chosen}
+    subset = [
+        replace(s, quotes=tuple(q for q in s.quotes if (s.exchange_id, q.perp_symbol) in keys))
+        for s in snapshots
+    ]
+    rebuilt = {(c.exchange, c.perp_symbol): c for c in build_candidates(subset, settings, histories)}
+    return [rebuilt.get((c.exchange, c.perp_symbol), c) for c in first_pass]
 
 
 def _interval_unknown(candidates: Sequence[Candidate], settings: ScanSettings, limit: int) -> list[Candidate]:
