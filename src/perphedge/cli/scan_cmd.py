@@ -32,8 +32,9 @@ TABLE_WIDTH_OFF_TERMINAL = 200
         "market on the same exchange, and shows per pair: the current rate and its APR with the symbol's "
         "real funding interval, the basis (mark, else last perp price, vs spot; bp), 24 h quote volume of "
         "both legs, round-trip cost of both legs (open and close: 2 × (fee-spot + fee-perp)), break-even "
-        "days and net APR over --horizon-days; with --history also the mean APR and share of negative "
-        "settlements over the last 7 and 30 days.\n\n"
+        "days and net APR over --horizon-days; with --history also the mean APR (time-weighted: the funding paid, "
+        "annualised) and share of negative settlements over the last 7 and 30 days, read through the data cache. "
+        "A pair whose exchange gave no funding interval gets it from the spacing of recent settlements.\n\n"
         + SCORE_HELP
         + "\n\nRates and fees are fractions (0.0005 = 0.05 %); APRs are fractions in --json and percent in "
         "the table. USDT is taken as USD. One exchange failing does not stop the others: its error is "
@@ -76,7 +77,7 @@ def scan_command(
         None,
         "--data-dir",
         envvar="PERPHEDGE_DATA_DIR",
-        help="Cache directory for --history (default: the platform cache dir, or $PERPHEDGE_DATA_DIR).",
+        help="Cache directory for funding history (default: the platform cache dir, or $PERPHEDGE_DATA_DIR).",
         show_default=False,
     ),
     cache: bool = typer.Option(
