@@ -255,3 +255,33 @@ def test_a_partly_filled_leg_is_waited_for_at_most_leg_timeout_then_cancelled_an
     events = [ln["event"] for ln in _log_lines(spec)]
     assert events.index("order.cancel") < [i for i, e in enumerate(events) if e == "order.submit"][-1]
     close(keeper)
+
+
+def test_an_order_listed_late_after_a_timeout_is_found_not_sent_twice(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    keeper, venue = make_keeper(spec)
+    # the perp order fills, the call times out, and the first look-up does not list it yet
+    venue.inject(Fault(kind=FaultKind.TIMEOUT_AFTER_SUBMIT, leg=Leg.PERP))
+    venue.inject(Fault(kind=FaultKind.LATE_VISIBLE, leg=Leg.PERP, times=1))
+    assert keeper.cycle().report.outcome == "complete"
+    events = [ln["event"] for ln in _log_lines(spec)]
+    assert "order.resubmit" not in events  # "no such order" once is not enough to send again
+    q = Decimal(keeper.journal.get_meta("base_qty"))
+    assert len(_venue_orders(venue)) == 2 and venue.fetch_perp_position(PERP).signed_qty_base == -q
+    close(keeper)
+
+
+def test_a_resend_rejected_as_duplicate_finds_the_original_order(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    keeper, venue = make_keeper(spec)
+    # not listed for two look-ups: the keeper re-sends; the venue rejects the duplicate client id
+    venue.inject(Fault(kind=FaultKind.TIMEOUT_AFTER_SUBMIT, leg=Leg.SPOT))
+    venue.inject(Fault(kind=FaultKind.LATE_VISIBLE, leg=Leg.SPOT, times=2))
+    assert keeper.cycle().report.outcome == "complete"
+    events = [ln["event"] for ln in _log_lines(spec)]
+    assert "order.resubmit" in events and "order.found_late" in events
+    q = Decimal(keeper.journal.get_meta("base_qty"))
+    assert [o["client_order_id"] for o in _venue_orders(venue)] == ["phbtcdemod1sm0", "phbtcdemod1pm0"]
+    assert keeper.journal.order("phbtcdemod1sm0").state == "closed"  # journalled as filled, not rejected
+    assert keeper.journal.book() == (q, -q) and len(keeper.journal.fills()) == 2
+    close(keeper)

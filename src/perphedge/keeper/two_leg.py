@@ -5,7 +5,8 @@ attempt) — see :func:`client_order_id` — and is journalled as ``intent`` *be
 is idempotent: the order is first looked up by its client id (a restart or a retry finds the order
 it already placed), and ``create_order`` is never blind-retried: when it fails with
 ``VenueUnavailable`` the outcome is unknown, so the executor looks the id up until the venue answers;
-it re-sends (with the same id) only after the venue has positively said it has no such order.
+it re-sends (with the same id) only after the venue has positively said, twice and a poll interval
+apart, that it has no such order; a rejected re-send is looked up once more (duplicate client id).
 
 Outcomes handled for each leg: filled, partially filled (wait up to ``leg_timeout``, cancel the
 rest, then place one completion order for the remainder), rejected / insufficient funds, and
@@ -86,6 +87,9 @@ class ExecutionLimits:
     leg_timeout_s: float = 30.0
     poll_interval_s: float = 1.0
     lookup_attempts: int = 5  # how often to ask "do you have this client id?" after an unknown outcome
+    # consecutive "no such order" answers, poll_interval_s apart, before a timed-out order is re-sent
+    # (an exchange may not list an order for a moment after accepting it)
+    not_found_confirmations: int = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -335,6 +339,11 @@ class TwoLegExecutor:
                 reason=str(e),
             )
             found = self._lookup(request, after_error=True)
+            for _ in range(self.limits.not_found_confirmations - 1):
+                if found is not None:
+                    break
+                self.sleep(self.limits.poll_interval_s)
+                found = self._lookup(request, after_error=True)
             if found is not None:
                 return found
             # The venue positively said "no such order": sending the same client id again is safe.
@@ -348,6 +357,17 @@ class TwoLegExecutor:
             try:
                 return self.venue.create_order(request)
             except (OrderRejected, InsufficientFunds) as e2:
+                # a rejected re-send may mean "duplicate client order id": the first one exists after all
+                late = self._lookup(request, after_error=True)
+                if late is not None:
+                    self.log.write(
+                        self.now_ms(),
+                        "order.found_late",
+                        level="warning",
+                        client_order_id=request.client_order_id,
+                        reason=f"the re-send was rejected ({e2}) and the original order is now listed",
+                    )
+                    return late
                 self.journal.set_order_state(
                     request.client_order_id, OrderState.REJECTED.value, self.now_ms()
                 )

@@ -219,6 +219,9 @@ class FaultKind(StrEnum):
     UNAVAILABLE = "unavailable"  # the next `times` calls of any method raise VenueUnavailable
     PRICE_GAP = "price_gap"  # from now on every price is multiplied by `price_factor`
     CRASH_AFTER_SUBMIT = "crash_after_submit"  # the order is persisted, then crash_hook() runs
+    # the next `times` look-ups of a `leg` order answer "no such order" although it exists (an exchange's
+    # order index lagging behind its matching engine right after a timeout)
+    LATE_VISIBLE = "late_visible"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -567,7 +570,9 @@ class PaperVenue:
     def fetch_order_by_client_id(self, symbol: str, client_order_id: ClientOrderId) -> OrderStatus | None:
         self._gate("fetch order")
         record = self._s.orders.get(client_order_id)
-        return None if record is None else _status_from_record(record)
+        if record is None or self._take_fault(FaultKind.LATE_VISIBLE, Leg(record["leg"])) is not None:
+            return None
+        return _status_from_record(record)
 
     def cancel_order(self, symbol: str, client_order_id: ClientOrderId) -> None:
         self._gate("cancel order")
