@@ -380,3 +380,19 @@ def test_ranking_and_option_checks_do_not_import_ccxt() -> None:
         "sys.exit(1 if 'ccxt' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_a_settlement_stamped_a_few_ms_after_the_window_start_does_not_move_the_mean() -> None:
+    # real SOLUSDT: the 2022-11-11 16:00 settlement is stamped 16:00:00.027 and paid −1.14 % for 14:00–16:00
+    ts, rates = _sol_2022()
+    as_of = int(ts[ts < 1668816000000][-1])  # 2022-11-18 16:00:00.000
+    jittered = int(np.argmax(ts > as_of - 7 * MS_PER_DAY))
+    assert 0 < ts[jittered] - (as_of - 7 * MS_PER_DAY) < 1000 and rates[jittered] == -0.01139731
+    stats = rank.window_stats(ts, rates, as_of_ts_ms=as_of, window_days=7)
+    # the jittered one, 2 h settlements from 11-11 18:00 to 11-18 08:00 (80), then the 8 h one at 16:00;
+    # the jittered one weighs 27 ms: its −1.14 % (for 14:00–16:00, before the window) does not enter the mean
+    assert stats is not None and stats.settlements == 82 and stats.covered_days == pytest.approx(7.0)
+    hourly = _hourly_funding(np.rint(ts / MS_PER_HOUR).astype(np.int64) * MS_PER_HOUR, rates)
+    expected = [v for end, v in hourly.items() if as_of - 7 * MS_PER_DAY < end <= as_of]
+    assert len(expected) == 7 * 24
+    assert stats.mean_apr == pytest.approx(float(np.mean(expected)) * 8760, rel=1e-6)

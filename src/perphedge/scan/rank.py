@@ -210,6 +210,10 @@ def window_stats(
 ) -> WindowStats | None:
     """Return the mean APR and negative share of the settlements in ``(as_of − window, as_of]``.
 
+    A settlement stamped just after the window start (Binance stamps 16:00:00.027 for the 16:00
+    settlement, which paid for the hours up to 16:00) is counted with the few ms of its period that
+    fall inside the window, so exchange jitter does not move the mean.
+
     Mean APR = the time-weighted mean of each settlement's own APR,
     ``Σ annualize_simple(rate_i, h_i) × w_i / Σ w_i``, with ``h_i`` the interval settlement ``i`` paid
     for (the spacing to its predecessor, :func:`perphedge.mechanics.funding.infer_interval_hours`) and
