@@ -270,8 +270,8 @@ def _print_result(result: ScanResult) -> None:
     if result.history_cache is not None:
         h = result.history_cache
         console.print(
-            f"history: {h.pairs} pairs read through the cache {h.dir}; "
-            f"{h.settlements_downloaded} settlements downloaded this time."
+            f"history: {h.pairs} pair(s) read through the cache {h.dir}; "
+            f"{h.settlements_downloaded} settlement(s) downloaded this time."
         )
     for c in result.candidates:
         for note in c.notes:
