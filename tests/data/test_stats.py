@@ -42,12 +42,15 @@ def test_btc_2021_mean_apr_matches_pandas_on_the_raw_file() -> None:
 def test_sol_2022_uses_each_settlements_real_interval() -> None:
     raw = raw_funding("SOLUSDT")
     year = raw[raw["when"].dt.year == 2022]
-    expected = (year["rate_per_interval"] * (8760 / year["hours"])).mean()
+    # funding earned per year of holding: Σ rate × 8760 / Σ hours (each settlement weighted by its period)
+    expected = year["rate_per_interval"].sum() * 8760 / year["hours"].sum()
     assert set(year["hours"]) == {2.0, 4.0, 8.0}
     stats = funding_stats(load_bundled("SOLUSDT")).per_year["2022"]
     assert stats.mean_apr == pytest.approx(expected, rel=1e-12)
     wrong_8h_assumption = (year["rate_per_interval"] * 3 * 365).mean()
-    assert abs(stats.mean_apr - wrong_8h_assumption) > 0.05  # assuming 8 h would misstate it badly
+    assert abs(stats.mean_apr - wrong_8h_assumption) > 0.02  # assuming 8 h misstates it (−35.6 % vs −38.0 %)
+    unweighted = (year["rate_per_interval"] * (8760 / year["hours"])).mean()
+    assert abs(stats.mean_apr - unweighted) > 0.5  # counting 2-hour settlements like 8-hour ones: −106 %
 
 
 def test_baseline_share_uses_the_interval_scaled_baseline() -> None:
@@ -87,7 +90,7 @@ def test_whole_period_and_interval_changes_of_sol() -> None:
     assert stats.whole_period.settlements == len(raw)
     assert sum(s.settlements for s in stats.per_year.values()) == len(raw)
     assert stats.whole_period.mean_apr == pytest.approx(
-        (raw["rate_per_interval"] * 8760 / raw["hours"]).mean(), rel=1e-12
+        raw["rate_per_interval"].sum() * 8760 / raw["hours"].sum(), rel=1e-12
     )
     assert [
         (c.settle_ts.strftime("%Y-%m-%d %H:%M"), c.from_hours, c.to_hours) for c in stats.interval_changes

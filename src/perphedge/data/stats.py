@@ -3,7 +3,10 @@
 Definitions (every figure is over the settlements in the period, by the UTC calendar year of the
 settlement time):
 - ``mean_apr``: the mean of ``annualize_simple(rate, interval_hours)`` over the settlements, each
-  annualised with its *own* interval (0.01 % per 8 h → 10.95 %; 0.005 % per 4 h → 10.95 %).
+  annualised with its *own* interval (0.01 % per 8 h → 10.95 %; 0.005 % per 4 h → 10.95 %) and
+  weighted by the time it paid for (``mechanics.funding.mean_apr_time_weighted``), i.e.
+  ``Σ rate × 8760 / Σ interval_hours``: what holding the position earned per year. (An unweighted
+  mean would count a 1-hour settlement as much as an 8-hour one.)
 - ``share_negative``: fraction of settlements with rate < 0.
 - ``share_at_baseline``: fraction exactly at Binance's default interest component scaled to the
   settlement's interval, ``0.0001 × interval_hours / 8`` (0.01 % per 8 h, 0.005 % per 4 h). Source:
@@ -25,7 +28,7 @@ import pandas as pd
 
 from perphedge.data.schema import MarketData
 from perphedge.errors import DataError
-from perphedge.mechanics.funding import BINANCE_INTEREST_PER_8H, annualize_simple, interval_changes
+from perphedge.mechanics.funding import BINANCE_INTEREST_PER_8H, interval_changes, mean_apr_time_weighted
 
 BASELINE_TOLERANCE = 1e-12
 """Rates are decimal strings parsed to float64: "exactly at the baseline" means within 1e-12."""
@@ -129,10 +132,9 @@ def calc_period_stats(rates: np.ndarray, interval_hours: np.ndarray) -> FundingP
     hours = np.asarray(interval_hours, dtype=float)
     if rates.size == 0:
         raise DataError("funding statistics need at least one settlement; there were none")
-    aprs = annualize_simple(rates, hours)
     return FundingPeriodStats(
         settlements=int(rates.size),
-        mean_apr=float(np.mean(aprs)),
+        mean_apr=mean_apr_time_weighted(rates, hours),
         share_negative=float(np.mean(rates < 0)),
         share_at_baseline=float(np.mean(np.abs(rates - baseline_rate(hours)) <= BASELINE_TOLERANCE)),
         min_rate=float(rates.min()),

@@ -154,6 +154,27 @@ def annualize_compound(
     return np.expm1(periods_per_year(interval_hours) * np.log1p(rate_per_interval))
 
 
+def mean_apr_time_weighted(
+    rates_per_interval: np.ndarray,
+    interval_hours: np.ndarray,
+    weights_hours: np.ndarray | None = None,
+) -> float:
+    """Return the mean annualised funding of a run of settlements, weighted by the time each paid for.
+
+    ``Σ annualize_simple(rate_i, h_i) × w_i / Σ w_i`` with ``w_i = h_i`` by default, which equals
+    ``Σ rate_i × 8760 / Σ h_i``: the funding actually earned per year of holding. Weighting by time
+    matters when intervals change: an unweighted mean counts a 1-hour settlement as much as an
+    8-hour one (eight times its share of the period). ``weights_hours`` lets a caller count only part
+    of a settlement's period (e.g. the part inside a window).
+    """
+    rates = np.asarray(rates_per_interval, dtype=float)
+    hours = np.asarray(interval_hours, dtype=float)
+    weights = hours if weights_hours is None else np.asarray(weights_hours, dtype=float)
+    if rates.size == 0 or not float(weights.sum()) > 0:
+        raise InputError("a mean APR needs at least one settlement with a positive period; there was none")
+    return float(np.sum(annualize_simple(rates, hours) * weights) / weights.sum())
+
+
 # --- intervals from settlement times ---------------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ from perphedge.mechanics.funding import (
     annualize_compound,
     annualize_simple,
     infer_interval_hours,
+    mean_apr_time_weighted,
 )
 from perphedge.units import (
     DAYS_PER_YEAR,
@@ -255,7 +256,7 @@ def window_stats(
         weights = hours_in.astype(float).copy()
         weights[0] = clipped_first_h
         covered_h = float(weights.sum())
-        mean_apr = float(np.sum(annualize_simple(rates_in, hours_in) * weights) / covered_h)
+        mean_apr = mean_apr_time_weighted(rates_in, hours_in, weights)
     elif interval_hours is not None:  # a lone settlement, or gaps: missing settlements count as zero
         covered_h = (int(ts_in[-1]) - int(ts_in[0])) / MS_PER_HOUR + clipped_first_h
         funding_paid = np.concatenate(([rates_in[0] / interval_hours * clipped_first_h], rates_in[1:])).sum()
