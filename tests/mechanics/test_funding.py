@@ -103,3 +103,15 @@ def test_funding_is_zero_sum_between_long_and_short(qty: float, price: float, ra
     short_flow = f.funding_cashflow_linear_usd(-qty, price, rate)
     assert math.isclose(long_flow + short_flow, 0.0, abs_tol=1e-9 * max(1.0, abs(long_flow)))
     assert (short_flow >= 0) == (rate >= 0) or short_flow == 0
+
+
+def test_mean_apr_is_weighted_by_the_period_each_settlement_paid_for() -> None:
+    # the baseline at any interval is 10.95 % (0.01 %/8 h = 0.005 %/4 h = 0.00125 %/1 h)
+    assert f.mean_apr_time_weighted(np.array([0.0001, 0.00005, 0.0000125]), np.array([8.0, 4.0, 1.0])) == (
+        pytest.approx(0.1095)
+    )
+    # one 8-hour settlement at 0.08 % then eight 1-hour ones at 0: the hour-by-hour truth is 0.04 % per 8 h
+    rates = np.array([0.0008] + [0.0] * 8)
+    hours = np.array([8.0] + [1.0] * 8)
+    assert f.mean_apr_time_weighted(rates, hours) == pytest.approx(0.0004 * 1095)
+    assert np.mean(f.annualize_simple(rates, hours)) == pytest.approx(0.0008 * 1095 / 9)  # unweighted: wrong
