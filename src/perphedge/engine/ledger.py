@@ -83,6 +83,36 @@ class LedgerBuilder:
         self.price_usd.append(price_usd)
         self.note.append(note)
 
+    def fill(
+        self,
+        ts_ms: int,
+        leg: str,
+        *,
+        trade_qty_base: float,
+        trade_price_usd: float,
+        trade_note: str,
+        fee_usd: float,
+        slippage_usd: float,
+        fill_qty_base: float,
+        fill_price_usd: float,
+    ) -> None:
+        """Append the rows of one fill: the trade (amount 0, at the reference price), its fee and its slippage.
+
+        ``fee_usd`` and ``slippage_usd`` are costs (booked negative); no slippage row when it is 0.
+        """
+        component = "spot_pnl" if leg == "spot" else "perp_pnl"
+        self.add(ts_ms, "trade", leg, component, 0.0, trade_qty_base, trade_price_usd, trade_note)
+        self.add(ts_ms, "fee", leg, "fees", -fee_usd, fill_qty_base, fill_price_usd)
+        if slippage_usd:
+            self.add(ts_ms, "slippage", leg, "slippage", -slippage_usd, fill_qty_base, fill_price_usd)
+
+    def transfer(
+        self, ts_ms: int, source_leg: str, destination_leg: str, amount_usd: float, note: str
+    ) -> None:
+        """Append a transfer between two of our own wallets: a pair of rows summing to 0."""
+        self.add(ts_ms, "transfer", source_leg, "transfer", -amount_usd, note=note)
+        self.add(ts_ms, "transfer", destination_leg, "transfer", amount_usd, note=note)
+
     def to_frame(self, extra: Sequence[pd.DataFrame] = ()) -> pd.DataFrame:
         """Return the rows (plus ``extra`` frames with the same columns) as one frame in time order.
 
