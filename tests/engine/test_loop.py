@@ -385,3 +385,9 @@ def test_default_policy_keeps_the_btc_hedge_neutral_and_alive_through_2020_2026(
     assert any(e.kind == "reduce" for e in result.events)
     assert result.timeseries["net_exposure_pct"].abs().max() < 0.01
     assert BacktestConfig(contract="inverse").collateral_policy == "none"
+
+
+def test_fee_aware_rule_prices_borrow_at_the_series_first_rate_not_a_later_one() -> None:
+    series = pd.Series([0.0003, 0.0009], index=[ts("2022-01-01"), ts("2022-06-01")])
+    assert BacktestConfig(borrow_rate_series=series).cost_options()["borrow_rate_per_day"] == 0.0003
+    assert BacktestConfig(borrow_rate_per_day=0.0002).cost_options()["borrow_rate_per_day"] == 0.0002

@@ -47,9 +47,10 @@ class BacktestConfig:
 
     Margin ratio thresholds use Binance's margin ratio (maintenance margin / margin balance; 1 =
     liquidation). It stays small until the margin is nearly gone (a 2x BTC short: ~11 % when the price
-    is 3 % below the liquidation price), so the defaults (act above 0.8, restore 0.5) act only in the
-    last fraction of a percent and a bar's move usually jumps past them; 0.05 / 0.02 keep a 2x hedge
-    alive through 2020–2026 (docs/engine.md).
+    is 3 % below the liquidation price), so thresholds such as 0.8 / 0.5 act only in the last fraction
+    of a percent and a bar's move usually jumps past them. The defaults (act above 0.02, restore
+    0.008, policy ``auto`` = ``sell_spot`` for linear) keep the bundled BTC and ETH hedges alive
+    through 2020–2026 (docs/engine.md).
     """
 
     capital_usd: float = 10_000.0
@@ -161,12 +162,19 @@ class BacktestConfig:
         )
 
     def cost_options(self) -> dict[str, float]:
-        """Return the costs the fee-aware strategy rule needs, as strategy options (same names)."""
+        """Return the costs the fee-aware strategy rule needs, as strategy options (same names).
+
+        With a ``borrow_rate_series`` the rule prices borrowing at the series' first rate (known at the
+        start; using later rates would be look-ahead); the ledger charges the series itself.
+        """
+        borrow = self.borrow_rate_per_day
+        if self.borrow_rate_series is not None and len(self.borrow_rate_series):
+            borrow = float(self.borrow_rate_series.sort_index().iloc[0])
         return {
             "fee_spot": self.fee_spot,
             "fee_perp": self.fee_perp,
             "slippage_bps": self.slippage_bps,
-            "borrow_rate_per_day": self.borrow_rate_per_day,
+            "borrow_rate_per_day": borrow,
         }
 
     def to_settings(self) -> dict[str, Any]:

@@ -57,8 +57,9 @@ def check_inverse_config(
         if on
     ]
     if unsupported:
+        verb = "does" if len(unsupported) == 1 else "do"
         raise ConfigError(
-            f"with contract='inverse' the coins are the collateral (1x), so {', '.join(unsupported)} do not apply; "
+            f"with contract='inverse' the coins are the collateral (1x), so {', '.join(unsupported)} {verb} not apply; "
             "they were set: remove them or use contract='linear'",
             key_path="collateral_policy",
         )
