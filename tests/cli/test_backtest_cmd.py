@@ -307,3 +307,27 @@ def test_bad_borrow_rates_csv_is_one_line_and_exit_2(
     assert code == 2, (out, err)
     assert message in err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_downloaded_data_is_validated_before_the_backtest(tmp_path: Path, monkeypatch, capsys) -> None:
+    # Arrange: real BTCUSDT bars stored as if downloaded from another exchange, then one bad price
+    import dataclasses
+
+    from perphedge.data.bundled import load_bundled
+    from perphedge.data.catalog import window_market
+    from tests.kit.cache_writer import write_cache
+
+    market = window_market(load_bundled("BTCUSDT"), "2024-01-01", "2024-03-01")
+    write_cache(market, tmp_path / "good", exchange="bybit")
+    bars = market.bars.copy()
+    bars.iloc[40, bars.columns.get_loc("spot_low")] = -1.0
+    write_cache(dataclasses.replace(market, bars=bars), tmp_path / "bad", exchange="bybit")
+    args = ["backtest", "--exchange", "bybit", "--symbol", "BTCUSDT", "--json", "--data-dir"]
+    # Act
+    good_code, good_out, _ = run_cli([*args, str(tmp_path / "good")], monkeypatch, capsys)
+    bad_code, _, bad_err = run_cli([*args, str(tmp_path / "bad")], monkeypatch, capsys)
+    # Assert: the clean download runs; the corrupt one is refused in one line saying where
+    assert good_code == 0
+    assert json.loads(good_out)["start"].startswith("2024-01-01")
+    assert bad_code == 2
+    assert "spot_low" in bad_err and len(bad_err.strip().splitlines()) <= 3

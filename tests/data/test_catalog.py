@@ -11,6 +11,7 @@ import pytest
 from perphedge.data.bundled import load_bundled
 from perphedge.data.catalog import list_datasets, load_market, to_utc_timestamp, window_market
 from perphedge.errors import InputError, UnknownSymbolError
+from tests.kit.cache_writer import write_cache as _write_cache
 
 
 def test_load_market_returns_the_bundled_history_by_default(tmp_path: Path) -> None:
@@ -86,36 +87,6 @@ def test_list_datasets_of_an_empty_data_dir_is_the_bundled_list(tmp_path: Path) 
     datasets = list_datasets(tmp_path)
     assert len(datasets) == 18
     assert {d.source for d in datasets} == {"bundled"}
-
-
-def _write_cache(market: object, root: Path) -> None:
-    """Store real bundled data in the download cache's layout (perphedge.data.cache)."""
-    from perphedge.data import cache as c
-
-    directory = c.market_cache_dir(root, "binance", "BTCUSDT")
-    ts = market.bars.index.as_unit("ms").asi8.astype(np.int64)
-    for leg in ("perp", "spot"):
-        frame = pd.DataFrame({c.BAR_TS_COLUMN: ts})
-        for col in ("open", "high", "low", "close"):
-            frame[col] = market.bars[f"{leg}_{col}"].to_numpy()
-        frame["volume"] = market.bars[f"{leg}_volume_base"].to_numpy()
-        c.write_parquet_atomic(frame, directory / c.bars_file_name(leg, market.timeframe))
-    funding = pd.DataFrame(
-        {
-            c.SETTLE_TS_COLUMN: market.funding.index.as_unit("ms").asi8.astype(np.int64),
-            "rate_per_interval": market.funding["rate_per_interval"].to_numpy(),
-            "mark_price": market.funding["mark_price"].to_numpy(),
-        }
-    )
-    c.write_parquet_atomic(funding, directory / c.FUNDING_NAME)
-    meta = {
-        "format": 1,
-        "exchange": "binance",
-        "ccxt_symbol": "BTC/USDT:USDT",
-        "market_id": "BTCUSDT",
-        "datasets": {},
-    }
-    c.write_json_atomic(meta, directory / c.META_NAME)
 
 
 def test_cached_data_is_listed_and_loaded_when_asked_for(tmp_path: Path) -> None:

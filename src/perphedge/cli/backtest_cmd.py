@@ -36,6 +36,16 @@ Symbol = Annotated[
     ),
 ]
 Exchange = Annotated[str, typer.Option("--exchange", help="Exchange of the data (bundled data is binance).")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        show_default=False,
+        help="Where downloaded/imported data lives (default: $PERPHEDGE_DATA_DIR or the platform cache dir). "
+        "Data from there is validated before the run; bundled data is used first when it has the symbol.",
+        file_okay=False,
+    ),
+]
 Start = Annotated[
     str | None,
     typer.Option(
@@ -282,6 +292,7 @@ def backtest(
     end: End = None,
     timeframe: Timeframe = "8h",
     exchange: Exchange = "binance",
+    data_dir: DataDir = None,
     capital: Capital = 10_000.0,
     leverage: Leverage = 2.0,
     margin_mode: MarginMode = "isolated",
@@ -355,7 +366,7 @@ def backtest(
     }
     options.update(_cost_options(strategy_options(strategy), config))
     built = build_strategy(strategy, **options)
-    market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config)
+    market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config, data_dir=data_dir)
     with _Progress(
         json_output, f"backtesting {strategy} on {market.symbol} {market.timeframe}", total=1
     ) as step:
@@ -386,6 +397,7 @@ def compare(
     end: End = None,
     timeframe: Timeframe = "8h",
     exchange: Exchange = "binance",
+    data_dir: DataDir = None,
     capital: Capital = 10_000.0,
     leverage: Leverage = 2.0,
     margin_mode: MarginMode = "isolated",
@@ -441,7 +453,7 @@ def compare(
         clearance_fee=clearance_fee,
         bracket_snapshot=bracket_snapshot,
     )
-    market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config)
+    market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config, data_dir=data_dir)
     results = run_comparison(market, config, ratio=ratio, show_progress=not json_output)
     summaries = [calc_summary(r) for r in results]
     report_path = _write_report(results, market, report, compare=True) if report else None
@@ -613,12 +625,21 @@ def _cost_options(accepted: tuple[str, ...], config: BacktestConfig) -> dict[str
     return {key: value for key, value in config.cost_options().items() if key in accepted}
 
 
-def _load(symbol: str, *, timeframe: str, exchange: str, config: BacktestConfig) -> MarketData:
+def _load(
+    symbol: str, *, timeframe: str, exchange: str, config: BacktestConfig, data_dir: Path | None = None
+) -> MarketData:
     from perphedge.data.catalog import load_market
+    from perphedge.data.validate import validate_market
 
     if timeframe not in TIMEFRAMES:
         raise InputError(f"--timeframe must be one of {', '.join(TIMEFRAMES)}; it was {timeframe!r}")
-    market = load_market(symbol, timeframe=timeframe, exchange=exchange, start=config.start, end=config.end)
+    market = load_market(
+        symbol, timeframe=timeframe, exchange=exchange, data_dir=data_dir, start=config.start, end=config.end
+    )
+    if market.source != "bundled":
+        # downloaded or imported data is checked before it is simulated (raises DataError → exit 2);
+        # the bundled data was validated when it was built (tests/data)
+        validate_market(market)
     series = config.borrow_rate_series
     if series is not None and len(market.bars) and series.index[0] > market.bars.index[0]:
         raise InputError(
