@@ -280,7 +280,7 @@ def _waterfall_figure(result: BacktestResult) -> go.Figure:
             x=labels,
             y=values,
             measure=measures,
-            text=[f"${v:,.0f}" for v in values],
+            text=[f"-${-v:,.0f}" if v < 0 else f"${v:,.0f}" for v in values],
             textposition="outside",
             increasing={"marker": {"color": "#2ca02c"}},
             decreasing={"marker": {"color": "#d62728"}},
