@@ -192,7 +192,8 @@ def missing_ranges(
     return ranges
 
 
-def _new_meta(exchange_id: str, market: dict[str, Any], spot_symbol: str | None) -> dict[str, Any]:
+def new_cache_meta(exchange_id: str, market: dict[str, Any], spot_symbol: str | None) -> dict[str, Any]:
+    """Return the ``meta.json`` record of a new market directory of the cache (read by data.cache)."""
     return {
         "format": META_FORMAT,
         "exchange": exchange_id,
@@ -254,7 +255,7 @@ def fetch_to_cache(
 
     root = resolve_data_dir(data_dir)
     directory = market_cache_dir(root, exchange.id, market["id"])
-    meta = read_meta(directory) or _new_meta(exchange.id, market, spot_symbol)
+    meta = read_meta(directory) or new_cache_meta(exchange.id, market, spot_symbol)
     write_json_atomic(meta, directory / META_NAME)
 
     def run(

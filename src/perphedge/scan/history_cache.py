@@ -24,7 +24,6 @@ from typing import Any
 
 from perphedge.data.cache import (
     FUNDING_NAME,
-    META_FORMAT,
     META_NAME,
     SETTLE_TS_COLUMN,
     funding_frame,
@@ -52,19 +51,6 @@ class CachedHistory:
     rows_downloaded: int
 
 
-def _new_meta(exchange_id: str, market: dict[str, Any], spot_symbol: str | None) -> dict[str, Any]:
-    # the same keys as perphedge.data.fetch writes for a market directory (read by data.cache)
-    return {
-        "format": META_FORMAT,
-        "exchange": exchange_id,
-        "ccxt_symbol": market["symbol"],
-        "market_id": market["id"],
-        "spot_symbol": spot_symbol,
-        "linear": bool(market.get("linear")),
-        "datasets": {},
-    }
-
-
 async def cached_funding_history(
     exchange: Any,
     perp_symbol: str,
@@ -84,7 +70,7 @@ async def cached_funding_history(
         VenueError: when a missing stretch cannot be downloaded (the cache is left as it was).
         DataError: when the cached file is unreadable or a settlement has no rate or timestamp.
     """
-    from perphedge.data.fetch import missing_ranges  # imports ccxt (venues): only when fetching history
+    from perphedge.data.fetch import missing_ranges, new_cache_meta  # imports ccxt: only when fetching
 
     market = exchange.market(perp_symbol)
     directory = market_cache_dir(data_dir, exchange.id, str(market["id"]))
@@ -113,7 +99,7 @@ async def cached_funding_history(
         if not frame.empty:
             merged = merge_frames(merged, frame, SETTLE_TS_COLUMN)
     if merged is not None and not merged.empty and (downloaded or ranges):
-        meta = meta or _new_meta(exchange.id, market, spot_symbol)
+        meta = meta or new_cache_meta(exchange.id, market, spot_symbol)
         covered = since_ms if first is None else min(since_ms, record.get("covered_since_ms", first))
         meta.setdefault("datasets", {})["funding"] = {
             "covered_since_ms": covered,
