@@ -32,16 +32,7 @@ BASIS_WARN_FRACTION = 0.10
 BASIS_ERROR_MEDIAN_FRACTION = 0.10
 """A median |basis| above 10 % means the two price files are not the same market (or not the same unit)."""
 
-PRICE_COLUMNS: tuple[str, ...] = (
-    "spot_open",
-    "spot_high",
-    "spot_low",
-    "spot_close",
-    "perp_open",
-    "perp_high",
-    "perp_low",
-    "perp_close",
-)
+PRICE_COLUMNS: tuple[str, ...] = BAR_COLUMNS[:8]  # spot and perp OHLC (schema order)
 
 MAX_LISTED = 5  # how many offending timestamps a message lists
 
