@@ -36,14 +36,6 @@ JSON_HELP = (
 )
 
 
-@app.command("version")
-def version() -> None:
-    """Print the perphedge version."""
-    from perphedge import __version__
-
-    typer.echo(__version__)
-
-
 @app.command("plan")
 def plan_command(
     spot_qty: float = typer.Option(
