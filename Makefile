@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy src/perphedge
 
 # pytest exits 5 when it collects no test at all: that is a broken suite here, not a pass.
 test: $(STAMP) lint

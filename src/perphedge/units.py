@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, overload
 
 from perphedge.errors import InputError
+
+if TYPE_CHECKING:  # for annotations only: importing numpy here would slow `perphedge --help`
+    import numpy as np
 
 MS_PER_SECOND = 1_000
 MS_PER_MINUTE = 60 * MS_PER_SECOND
@@ -92,6 +96,10 @@ def require_fraction(name: str, value: float, *, low: float = 0.0, high: float =
     return value
 
 
-def percent_to_fraction(value_percent: float) -> float:
-    """Convert a percent (0.01 meaning 0.01 %) to a fraction (0.0001)."""
+@overload
+def percent_to_fraction(value_percent: float) -> float: ...
+@overload
+def percent_to_fraction(value_percent: np.ndarray) -> np.ndarray: ...
+def percent_to_fraction(value_percent: float | np.ndarray) -> float | np.ndarray:
+    """Convert a percent (0.01 meaning 0.01 %) to a fraction (0.0001), elementwise for an array."""
     return value_percent / 100.0

@@ -579,10 +579,10 @@ def read_borrow_rates_csv(path: Path) -> Any:
         zip(frame["ts"], frame["rate_per_day"], strict=True), start=2
     ):
         try:
-            moment = pd.Timestamp(ts_text.strip())
+            moment: pd.Timestamp | None = pd.Timestamp(ts_text.strip())  # NaT for an empty or "NaT" cell
         except ValueError:
-            moment = pd.NaT
-        if moment is pd.NaT:
+            moment = None
+        if moment is None or moment is pd.NaT:
             raise InputError(
                 f"--borrow-rates-csv line {line}: ts was {ts_text!r}; give an ISO date or date-time such as "
                 "2021-03-01 or 2021-03-01T08:00Z"

@@ -145,6 +145,24 @@ def bundled_coinm_bracket_table(symbol: str) -> BracketTable:
             known=list(rows),
             hint="only these COIN-M bracket tables are bundled; give the MMR yourself (--mmr, --maintenance-amount in coins)",
         )
-    return BracketTable.from_rows(
-        key, [[r[0], float("inf") if r[1] is None else r[1], r[2], r[3], r[4]] for r in rows[key]]
-    )
+    return BracketTable.from_rows(key, [_coinm_row(key, row) for row in rows[key]])
+
+
+def _coinm_row(key: str, row: list[float | None]) -> list[float]:
+    """Return a bundled COIN-M row with its open cap (null, the last bracket's) read as +inf.
+
+    Raises:
+        DataError: a cell other than the cap is null (the bundled file is damaged).
+    """
+    cells: list[float] = []
+    for column, value in enumerate(row):
+        if value is None:
+            if column != 1:
+                raise DataError(
+                    f"column {column} of the bracket row {row!r} was null; only the cap (column 1) may be "
+                    "null; the bundled file is damaged, reinstall perphedge",
+                    where=f"{_COINM_FILE} {key}",
+                )
+            value = float("inf")
+        cells.append(value)
+    return cells

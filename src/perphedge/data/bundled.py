@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perphedge.data.schema import BAR_COLUMNS, FUNDING_COLUMNS, TIMEFRAME_MS, DatasetInfo, MarketData
+from perphedge.data.schema import (
+    BAR_COLUMNS,
+    FUNDING_COLUMNS,
+    TIMEFRAME_MS,
+    DatasetInfo,
+    MarketData,
+    time_index,
+)
 from perphedge.errors import DataError, InputError, UnknownSymbolError
 from perphedge.mechanics.funding import infer_interval_hours
 from perphedge.units import MS_PER_HOUR
@@ -271,7 +278,7 @@ def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
 
 def _source_ohlcv(path: Path, prefix: str) -> pd.DataFrame:
     raw = pd.read_parquet(path)
-    ts_ms = raw.index.as_unit("ms").asi8
+    ts_ms = time_index(raw, str(path)).as_unit("ms").asi8
     return pd.DataFrame(
         {
             f"{prefix}_open": raw["open"].to_numpy(float),
@@ -309,7 +316,7 @@ def _describe_gaps(missing_ts_ms: np.ndarray, leg_by_ts: dict[int, str]) -> list
     notes: list[str] = []
     if missing_ts_ms.size == 0:
         return notes
-    starts = [0, *list(np.flatnonzero(np.diff(missing_ts_ms) != MS_PER_HOUR) + 1)]
+    starts: list[int] = [0, *(np.flatnonzero(np.diff(missing_ts_ms) != MS_PER_HOUR) + 1).tolist()]
     ends = [*starts[1:], missing_ts_ms.size]
     for a, b in zip(starts, ends, strict=True):
         start = pd.Timestamp(missing_ts_ms[a], unit="ms", tz="UTC")
@@ -413,10 +420,10 @@ def _build_hedge_set(
         index=pd.Index(settle, name=SETTLE_TS_COLUMN),
     )[list(FUNDING_COLUMNS)]
     changes = np.flatnonzero(interval[1:] != interval[:-1]) + 1
-    for i in changes:
+    for at in changes:
         notes.append(
-            f"funding interval {interval[i - 1]:g} h → {interval[i]:g} h at "
-            f"{pd.Timestamp(settle[i], unit='ms', tz='UTC'):%Y-%m-%d %H:%M} UTC"
+            f"funding interval {interval[at - 1]:g} h → {interval[at]:g} h at "
+            f"{pd.Timestamp(settle[at], unit='ms', tz='UTC'):%Y-%m-%d %H:%M} UTC"
         )
     _write_parquet_atomic(bars.reset_index(), out_dir / f"{symbol}.bars.parquet")
     _write_parquet_atomic(funding.reset_index(), out_dir / f"{symbol}.funding.parquet")
@@ -462,7 +469,9 @@ def build_bundle(source_dir: Path, out_dir: Path | None = None) -> dict[str, Any
         raw_funding = pd.read_parquet(funding_path)
         funding_all = pd.DataFrame(
             {"rate_per_interval": raw_funding["funding_rate"].to_numpy(float)},
-            index=pd.Index(raw_funding.index.as_unit("ms").asi8, name=SETTLE_TS_COLUMN),
+            index=pd.Index(
+                time_index(raw_funding, str(funding_path)).as_unit("ms").asi8, name=SETTLE_TS_COLUMN
+            ),
         )
         perp = _source_ohlcv(source_dir / "8h" / "perp" / f"{symbol}.parquet", "perp")
         rows = spot.join(perp, how="outer")

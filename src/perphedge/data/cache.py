@@ -93,7 +93,7 @@ def bars_file_name(kind: str, timeframe: str) -> str:
 # --- atomic writes ---------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -341,13 +341,14 @@ def load_cached(exchange: str, symbol: str, timeframe: str, data_dir: Path | Non
     mark = read_table(directory / bars_file_name("mark", timeframe), BAR_TS_COLUMN)
     notes: list[str] = []
 
-    legs = {"perp": perp.set_index(BAR_TS_COLUMN)}
-    legs["spot"] = spot.set_index(BAR_TS_COLUMN) if spot is not None else None
+    perp_bars = perp.set_index(BAR_TS_COLUMN)
+    spot_bars = spot.set_index(BAR_TS_COLUMN) if spot is not None else None
+    legs: dict[str, pd.DataFrame | None] = {"perp": perp_bars, "spot": spot_bars}
     if spot is None:
         notes.append(f"no spot bars cached for {timeframe}: spot columns are NaN")
-    index = legs["perp"].index
-    if legs["spot"] is not None:
-        index = index.union(legs["spot"].index)
+    index = perp_bars.index
+    if spot_bars is not None:
+        index = index.union(spot_bars.index)
     bars = pd.DataFrame(index=index)
     for leg in ("spot", "perp"):
         frame = legs[leg]

@@ -281,12 +281,15 @@ def fetch_to_cache(
         if merged is not None and not merged.empty and downloaded:
             write_parquet_atomic(merged, path)
         rows_after = 0 if merged is None else len(merged)
-        if rows_after:
+        first_ts_ms: int | None = None
+        last_ts_ms: int | None = None
+        if merged is not None and rows_after:
+            first_ts_ms, last_ts_ms = int(merged[ts_column].min()), int(merged[ts_column].max())
             covered = since_ms if first is None else min(since_ms, record.get("covered_since_ms", first))
             meta["datasets"][name] = {
                 "covered_since_ms": covered,
-                "first_ts_ms": int(merged[ts_column].min()),
-                "last_ts_ms": int(merged[ts_column].max()),
+                "first_ts_ms": first_ts_ms,
+                "last_ts_ms": last_ts_ms,
                 "rows": rows_after,
             }
             write_json_atomic(meta, directory / META_NAME)
@@ -297,8 +300,8 @@ def fetch_to_cache(
             rows_before=0 if old is None else len(old),
             rows_downloaded=downloaded,
             rows_after=rows_after,
-            first_ts_ms=None if not rows_after else int(merged[ts_column].min()),
-            last_ts_ms=None if not rows_after else int(merged[ts_column].max()),
+            first_ts_ms=first_ts_ms,
+            last_ts_ms=last_ts_ms,
         )
 
     perp_symbol = market["symbol"]

@@ -39,7 +39,14 @@ from perphedge.data.bundled import (
     read_frame,
     to_bundled_symbol,
 )
-from perphedge.data.schema import BAR_COLUMNS, FUNDING_COLUMNS, TIMEFRAME_MS, DatasetInfo, MarketData
+from perphedge.data.schema import (
+    BAR_COLUMNS,
+    FUNDING_COLUMNS,
+    TIMEFRAME_MS,
+    DatasetInfo,
+    MarketData,
+    time_index,
+)
 from perphedge.data.validate import validate_market
 from perphedge.errors import DataError, InputError
 from perphedge.mechanics.funding import (
@@ -409,7 +416,10 @@ def build_imported_market(request: ImportRequest) -> tuple[MarketData, list[str]
             "cut the files to the common period or pass --trim-to-overlap"
         )
     _check_same_bar_times(
-        bars.index[first : last + 1], in_spot[first : last + 1], in_perp[first : last + 1], request
+        time_index(bars, "the joined spot and perp bars")[first : last + 1],
+        in_spot[first : last + 1],
+        in_perp[first : last + 1],
+        request,
     )
     for col in BAR_COLUMNS:
         if col not in bars.columns:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from perphedge.errors import DataError
+
 BAR_COLUMNS: tuple[str, ...] = (
     "spot_open",
     "spot_high",
@@ -54,6 +56,20 @@ TIMEFRAME_MS: dict[str, int] = {
     "8h": 28_800_000,
     "1d": 86_400_000,
 }
+
+
+def time_index(table: pd.DataFrame | pd.Series, what: str) -> pd.DatetimeIndex:
+    """Return the index of ``table`` as the ``DatetimeIndex`` the frames above are indexed by.
+
+    Raises:
+        DataError: the index is not a DatetimeIndex (``what`` names the table in the message).
+    """
+    index = table.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError(
+            f"the index must be a DatetimeIndex of UTC times; it was {type(index).__name__}", where=what
+        )
+    return index
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

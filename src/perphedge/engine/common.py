@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perphedge.data.schema import MarketData
+from perphedge.data.schema import MarketData, time_index
 from perphedge.engine.accounts import BracketSchedule
 from perphedge.engine.config import BacktestConfig
 from perphedge.engine.fills import execute
@@ -104,7 +104,7 @@ def prepare_arrays(market: MarketData, config: BacktestConfig) -> MarketArrays:
         raise DataError(
             f"bars lack column(s) {', '.join(missing)}; load data through perphedge.data", where=market.symbol
         )
-    open_ts = bars.index.as_unit("ms").asi8.astype(np.int64)
+    open_ts = time_index(bars, f"{market.symbol} bars").as_unit("ms").asi8.astype(np.int64)
     n = open_ts.size
     i0 = (
         0
@@ -152,7 +152,7 @@ def prepare_arrays(market: MarketData, config: BacktestConfig) -> MarketArrays:
     close_ts = open_ts + market.timeframe_ms
 
     funding = market.funding
-    f_ts = funding.index.as_unit("ms").asi8.astype(np.int64)
+    f_ts = time_index(funding, f"{market.symbol} funding").as_unit("ms").asi8.astype(np.int64)
     f_rate = funding["rate_per_interval"].to_numpy(dtype=float)
     f_int = funding["interval_hours"].to_numpy(dtype=float)
     f_mark = (
@@ -483,7 +483,7 @@ def borrow_rates_per_bar(config: BacktestConfig, bar_open_ts: np.ndarray, symbol
     series = config.borrow_rate_series
     if series is None:
         return [config.borrow_rate_per_day] * bar_open_ts.size
-    series_ms = series.index.as_unit("ms").asi8
+    series_ms = time_index(series, "borrow_rate_series").as_unit("ms").asi8
     position = np.searchsorted(series_ms, bar_open_ts, side="right") - 1
     if position[0] < 0:
         raise DataError(

@@ -93,7 +93,7 @@ class BacktestConfig:
                 f"{self.collateral!r}",
                 key_path="spot_qty_base",
             )
-        if self.spot_qty_base is not None:
+        if self.spot_qty_base is not None and self.collateral is not None:  # both or neither (checked above)
             _check(lambda: require_positive("spot_qty_base", self.spot_qty_base), "spot_qty_base")
             _check(lambda: require_non_negative("collateral", self.collateral), "collateral")
         _choice("margin_mode", self.margin_mode, MARGIN_MODES)

@@ -509,7 +509,7 @@ class Keeper:
         spot_delta = spot_rules.round_amount(_without_float_noise(orders.spot_delta_base))
         perp_delta = perp_rules.round_amount(_without_float_noise(orders.perp_delta_base))
         decision_no = self.journal.next_decision_no()
-        fields = {
+        fields: dict[str, Any] = {  # log fields (KeeperLog.write **fields); no "level" key among them
             "decision_no": decision_no,
             "mode": target.mode.value,
             "target_spot_fraction": target.spot_fraction,

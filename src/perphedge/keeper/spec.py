@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from perphedge.errors import ConfigError, InputError
 from perphedge.units import parse_utc, require_fraction
@@ -392,6 +392,10 @@ def _choice(section: Mapping[str, Any], key_path: str, choices: tuple[str, ...],
     return value
 
 
+@overload
+def _path(section: Mapping[str, Any], key_path: str, base_dir: Path, *, default: Path) -> Path: ...
+@overload
+def _path(section: Mapping[str, Any], key_path: str, base_dir: Path, *, default: None) -> Path | None: ...
 def _path(section: Mapping[str, Any], key_path: str, base_dir: Path, *, default: Path | None) -> Path | None:
     value = _get(section, key_path, str, default=None)
     if value is None:

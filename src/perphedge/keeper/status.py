@@ -63,6 +63,7 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
     perp_notional = abs(perp) * quote.mark_price_usd
     # expected payment at the next settlement: the exchange's predicted rate when it publishes one, else the
     # last settled rate (the paper venue publishes none: a replay must not reveal the next settlement)
+    basis: str | None  # None when no rate is known at all
     rate, basis = quote.funding_rate_per_interval, "predicted_rate"
     if rate is None:
         settled = venue.fetch_funding_rates(spec.perp_symbol, now_ms - 7 * MS_PER_DAY)

@@ -167,18 +167,17 @@ def build_keeper(
     secrets: tuple[str, ...] = (),
 ) -> Keeper:
     """Return a Keeper for ``spec`` on ``venue`` (a ReplayClock for a PaperVenue unless a clock is given)."""
+    # only a given sleep is passed on, so each callee keeps its own default (time.sleep)
+    sleep_kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
     if clock is None:
         if not isinstance(venue, PaperVenue):
             raise ConfigError(
                 "a live venue needs a wall clock; pass clock=WallClock(spec.keeper.cycle_seconds)"
             )
         if venue.feed.last_position() is None:  # paper on live prices: real time
-            clock = LivePaperClock(
-                venue, spec.keeper.cycle_seconds, **({} if sleep is None else {"sleep": sleep})
-            )
+            clock = LivePaperClock(venue, spec.keeper.cycle_seconds, **sleep_kwargs)
         else:
             clock = ReplayClock(venue, speed=speed)
-    kwargs = {} if sleep is None else {"sleep": sleep}
     return Keeper(
         spec=spec,
         venue=venue,
@@ -189,5 +188,5 @@ def build_keeper(
         bracket_table=bracket_table
         if bracket_table is not None
         else (venue.bracket_table if isinstance(venue, PaperVenue) else None),
-        **kwargs,
+        **sleep_kwargs,
     )

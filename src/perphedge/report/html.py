@@ -176,7 +176,7 @@ def render_compare_report(
 # --- figures -----------------------------------------------------------------------------------------
 
 
-def _x(index: pd.DatetimeIndex) -> np.ndarray:
+def _x(index: pd.Index) -> np.ndarray:
     # Epoch milliseconds (UTC) on a date axis: plotly.js reads numbers there as UTC ms, and a float
     # array is embedded as compact binary instead of one ISO string per point.
     return pd.DatetimeIndex(index).as_unit("ms").asi8.astype(np.float64)

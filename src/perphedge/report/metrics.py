@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perphedge.data.schema import TIMEFRAME_MS
+from perphedge.data.schema import TIMEFRAME_MS, time_index
 from perphedge.engine.results import ATTRIBUTION_KEYS, BacktestResult
 from perphedge.errors import InputError
 from perphedge.units import DAYS_PER_YEAR, HOURS_PER_YEAR, MS_PER_DAY
@@ -175,7 +175,7 @@ def calc_cagr(equity_usd: pd.Series) -> float:
         InputError: if the series spans no time.
     """
     equity = _require_positive_equity("equity_usd", equity_usd)
-    years = calc_years(equity.index)
+    years = calc_years(time_index(equity, "equity_usd"))
     if years <= 0:
         raise InputError("the CAGR needs a series that spans some time; its first and last times were equal")
     return float((equity.iloc[-1] / equity.iloc[0]) ** (1.0 / years) - 1.0)
@@ -293,7 +293,7 @@ def calc_per_year(equity_usd: pd.Series, ledger: pd.DataFrame | None = None) -> 
     Flows are not taken out here: with external transfers read the returns from a wealth index.
     """
     equity = _require_positive_equity("equity_usd", equity_usd)
-    years = equity.index.year
+    years = time_index(equity, "equity_usd").year
     rows: list[dict[str, Any]] = []
     previous_end: float | None = None
     for year in sorted(set(years)):
@@ -490,10 +490,11 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
     """
     timeseries = result.timeseries
     equity = to_equity_curve(result)
-    flows = to_external_flows(result, equity.index)
+    times = time_index(equity, "the equity curve")
+    flows = to_external_flows(result, times)
     returns = to_returns(equity, flows)
     wealth = to_wealth_index(returns, start=equity.index[0])
-    periods = calc_periods_per_year(equity.index)
+    periods = calc_periods_per_year(times)
     drawdown = calc_max_drawdown(wealth)
     attribution = {key: float(result.attribution.get(key, 0.0)) for key in ATTRIBUTION_KEYS}
     margin = (
@@ -516,7 +517,7 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
         "timeframe": result.timeframe,
         "start": _iso(equity.index[0]),
         "end": _iso(equity.index[-1]),
-        "years": calc_years(equity.index),
+        "years": calc_years(times),
         "initial_equity_usd": float(result.initial_equity_usd),
         "final_equity_usd": float(result.final_equity_usd),
         "total_return": calc_total_return(wealth),

@@ -113,7 +113,10 @@ DECIDES_ON_VALUES: tuple[str, ...] = ("start", "settlement", "bar")
 class Strategy(Protocol):
     """Anything that turns (view, state, memory) into a target hedge, deterministically."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Return the strategy's name (read-only, so frozen dataclasses conform)."""
+        ...
 
     def initial_memory(self) -> StrategyMemory:
         """Return the memory before the first decision."""

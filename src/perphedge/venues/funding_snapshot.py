@@ -502,7 +502,7 @@ async def fetch_exchange_snapshot(
 
     # 3. tickers of both legs, for the perpetuals that have a spot market
     paired = sorted(q.perp_symbol for q in quotes.values() if q.spot_symbol is not None)
-    spot_needed = sorted({quotes[s].spot_symbol for s in paired if quotes[s].spot_symbol is not None})
+    spot_needed = sorted({spot for s in paired if (spot := quotes[s].spot_symbol) is not None})
     contract_sizes = {s: quotes[s].contract_size_base for s in paired}
     spot_tickers = await _fetch_tickers(
         exchange, spot_needed, {}, read, max_concurrency, warnings, "spot", report

@@ -37,6 +37,7 @@ gets an explicit pause of ``rateLimit`` ms between pages. Network errors are ret
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,7 +162,7 @@ def _paginate(
             params[plan.upper_param] = upper + 1 if plan.upper_is_exclusive else upper
         since_arg = cursor if plan.direction == "forward" else since_ms
         batch = call_with_retries(
-            lambda since_arg=since_arg, params=params: call_page(since_arg, plan.page_limit, params),
+            functools.partial(call_page, since_arg, plan.page_limit, params),
             exchange_id=exchange.id,
             action=f"download {dataset} (page {page})",
             sleep=sleep,

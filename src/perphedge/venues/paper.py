@@ -78,7 +78,10 @@ class PriceFeed(Protocol):
     polls an exchange's public endpoints (position = poll number).
     """
 
-    timeframe_ms: int
+    @property
+    def timeframe_ms(self) -> int:
+        """Return the bar length in milliseconds (read-only, so frozen dataclasses conform)."""
+        ...
 
     def last_position(self) -> int | None:
         """Return the last position there is (None: endless, live)."""
