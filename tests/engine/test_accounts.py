@@ -59,3 +59,14 @@ def test_perp_fill_conserves_value_at_the_fill_price(
     before_value = q * (p - e)
     after_value = after.realized_pnl_usd + after.qty_base * (p - after.entry_price_usd)
     assert after_value == pytest.approx(before_value, rel=1e-9, abs=1e-6)
+
+
+def test_closing_with_float_dust_beyond_the_position_closes_it_instead_of_flipping() -> None:
+    # found by the attribution property test: a close of 9.19e-07 coins overshot by 1e-22 left a
+    # 1e-22-coin long whose initial margin was ~0, and withdrawing "excess" margin then divided by zero
+    closing = 9.190952577778624e-07 + 1.0587911840678754e-22
+    position = apply_perp_fill(-9.190952577778624e-07, 38_547.0, closing, 38_985.3)
+    assert position.qty_base == 0.0 and position.entry_price_usd == 0.0
+    assert position.realized_pnl_usd == pytest.approx(-9.190952577778624e-07 * (38_985.3 - 38_547.0))
+    flipped = apply_perp_fill(-1.0, 100.0, 1.5, 110.0)  # a real flip still opens the rest at the fill price
+    assert flipped.qty_base == pytest.approx(0.5) and flipped.entry_price_usd == 110.0

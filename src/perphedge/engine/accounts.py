@@ -67,9 +67,11 @@ def apply_perp_fill(
             return PerpPosition(qty_base=0.0, entry_price_usd=0.0)
         entry = (qty_base * entry_price_usd + delta_base * price_usd) / new_qty
         return PerpPosition(qty_base=new_qty, entry_price_usd=entry)
-    if abs(delta_base) <= abs(qty_base):
+    # a remainder below 1e-12 of the traded size is float dust from closing exactly (e.g. 1e-22 coins
+    # left by a fraction × base quantity): the position is closed, not flipped to a dust position
+    if abs(delta_base) <= abs(qty_base) or abs(new_qty) <= 1e-12 * abs(delta_base):
         realized = -delta_base * (price_usd - entry_price_usd)
-        if abs(new_qty) <= 1e-12 * abs(qty_base):
+        if abs(new_qty) <= 1e-12 * max(abs(qty_base), abs(delta_base)):
             return PerpPosition(
                 qty_base=0.0, entry_price_usd=0.0, realized_pnl_usd=qty_base * (price_usd - entry_price_usd)
             )

@@ -401,7 +401,7 @@ def simulate_linear(
                     wallet -= excess
                     cash += excess
                     balance -= excess
-                    margin_ratio = maintenance / balance
+                    margin_ratio = maintenance / balance if balance > 0 else math.inf
                     ledger.transfer(close_ms, "perp", "spot", excess, "withdraw excess margin")
                     lp_dirty = True
 
