@@ -255,7 +255,11 @@ def test_cross_margin_puts_the_reserve_in_the_futures_wallet(btc_8h: MarketData)
 
 def test_spot_quantity_and_collateral_instead_of_capital(btc_8h: MarketData) -> None:
     config = BacktestConfig(
-        start=ts("2023-01-01"), end=ts("2023-02-01"), spot_qty_base=0.5, collateral=4_000, collateral_policy="none"
+        start=ts("2023-01-01"),
+        end=ts("2023-02-01"),
+        spot_qty_base=0.5,
+        collateral=4_000,
+        collateral_policy="none",
     )
     result = run_backtest(btc_8h, build_strategy("full"), config)
     assert result.base_qty == 0.5
@@ -302,7 +306,9 @@ def test_liquidation_uses_the_mark_extremes_when_the_data_has_them(
     bars["mark_low"] = grouped.min().reindex(bars.index)
     with_mark = dataclasses.replace(btc_8h, bars=bars)
     assert with_mark.has_mark_ohlc
-    config = BacktestConfig(start=ts("2020-01-01"), end=ts("2021-01-01"), leverage=3.0, collateral_policy="none")
+    config = BacktestConfig(
+        start=ts("2020-01-01"), end=ts("2021-01-01"), leverage=3.0, collateral_policy="none"
+    )
     on_mark = run_backtest(with_mark, build_strategy("full"), config)
     on_perp = run_backtest(btc_8h, build_strategy("full"), config)
     assert on_mark.settings["liquidation_judged_on"].startswith("mark_high")
@@ -391,3 +397,17 @@ def test_fee_aware_rule_prices_borrow_at_the_series_first_rate_not_a_later_one()
     series = pd.Series([0.0003, 0.0009], index=[ts("2022-01-01"), ts("2022-06-01")])
     assert BacktestConfig(borrow_rate_series=series).cost_options()["borrow_rate_per_day"] == 0.0003
     assert BacktestConfig(borrow_rate_per_day=0.0002).cost_options()["borrow_rate_per_day"] == 0.0002
+
+
+def test_in_force_brackets_for_a_symbol_listed_after_the_first_snapshot() -> None:
+    # ARBUSDT (listed 2023-03) is in the bundled snapshots from 2024-02-03 only, POLUSDT from 2024-10-24:
+    # each bar uses the newest snapshot that lists the symbol, earlier bars the first that does.
+    from perphedge.data.bundled import load_bundled
+
+    for symbol, first in (("ARBUSDT", "2024-02-03"), ("POLUSDT", "2024-10-24")):
+        market = load_bundled(symbol, "8h")
+        result = run_backtest(market, build_strategy("full"), BacktestConfig())
+        note = result.settings["brackets"]
+        assert f"bars before {first} use the {first} snapshot" in note
+        assert "2022-02-12" not in note  # a snapshot without the symbol is not used
+        assert abs(attribution_gap(result)) < 0.005

@@ -28,6 +28,8 @@ decisions, result assembly), ``engine.linear`` the USDⓈ-M simulation and ``eng
 
 from __future__ import annotations
 
+import datetime
+
 from perphedge.data.schema import MarketData
 from perphedge.engine.accounts import BracketSchedule, date_to_ts_ms
 from perphedge.engine.common import TIMESERIES_COLUMNS, SpotOnly, prepare_arrays
@@ -35,6 +37,7 @@ from perphedge.engine.config import BacktestConfig
 from perphedge.engine.inverse import check_inverse_config, simulate_inverse
 from perphedge.engine.linear import WITHDRAW_MIN_FRACTION_OF_IM, simulate_linear
 from perphedge.engine.results import BacktestResult
+from perphedge.errors import UnknownSymbolError
 from perphedge.mechanics.brackets import BracketTable
 from perphedge.strategies.base import Strategy
 
@@ -42,8 +45,9 @@ from perphedge.strategies.base import Strategy
 def resolve_brackets(market: MarketData, config: BacktestConfig) -> BracketSchedule:
     """Return the bundled Binance bracket tables for the run, resolved once (no I/O in the loop).
 
-    ``bracket_snapshot="in_force"``: each bundled snapshot applies from its date to the next one; bars
-    before the first snapshot use the earliest (said in the schedule's note). ``"newest"``: the newest
+    ``bracket_snapshot="in_force"``: each bundled snapshot that lists the symbol applies from its date
+    to the next one; bars before the first such snapshot use it (said in the schedule's note). A
+    symbol listed after 2022-02-12 (ARBUSDT, POLUSDT) is only in the later snapshots. ``"newest"``: the newest
     table throughout.
 
     Raises:
@@ -57,15 +61,27 @@ def resolve_brackets(market: MarketData, config: BacktestConfig) -> BracketSched
         return BracketSchedule.single(
             table, note=f"newest bundled Binance bracket snapshot ({dates[-1]}) throughout"
         )
-    tables = tuple(bundled_bracket_table(market.symbol, d) for d in dates)
-    starts = [date_to_ts_ms(d) for d in dates]
+    # a symbol listed after the first snapshot is only in the later ones: use those that list it
+    listed: list[tuple[datetime.date, BracketTable]] = []
+    for day in dates:
+        try:
+            listed.append((day, bundled_bracket_table(market.symbol, day)))
+        except UnknownSymbolError:
+            continue
+    if not listed:
+        bundled_bracket_table(market.symbol, dates[-1])  # raises the precise error (close matches, the fix)
+    starts = [date_to_ts_ms(day) for day, _ in listed]
     starts[0] = -(2**62)
+    first = listed[0][0]
+    why = (
+        "no older one is bundled" if first == dates[0] else f"the older snapshots do not list {market.symbol}"
+    )
     return BracketSchedule(
         start_ts_ms=tuple(starts),
-        tables=tables,
+        tables=tuple(table for _, table in listed),
         note=(
-            f"bundled Binance bracket snapshots in force at each date ({', '.join(d.isoformat() for d in dates)}); "
-            f"bars before {dates[0]} use the {dates[0]} snapshot (no older one is bundled)"
+            f"bundled Binance bracket snapshots in force at each date ({', '.join(d.isoformat() for d, _ in listed)}); "
+            f"bars before {first} use the {first} snapshot ({why})"
         ),
     )
 
