@@ -89,3 +89,25 @@ def test_article_long_long_on_inverse_is_judged_on_the_low(btc_8h: MarketData) -
     assert (
         abs(sum(result.attribution.values()) - (result.final_equity_usd - result.initial_equity_usd)) < 0.005
     )
+
+
+def test_a_short_reopened_after_a_rally_covers_the_coins_held_not_the_starting_coins(
+    btc_8h: MarketData,
+) -> None:
+    # Closing a coin-margined short after BTC rose from 9k to 29k realises its loss in coins: fewer coins
+    # are left than the hedge started with. A carry re-entered later must short the USD value of the coins
+    # held then; sized to the starting coins it was ~56 % net short and was liquidated on 2021-01-03,
+    # wiping out a 1x hedge that cannot be liquidated by a rise.
+    config = dataclasses.replace(
+        INVERSE, start=pd.Timestamp("2020-07-04", tz="UTC"), end=pd.Timestamp("2021-01-20", tz="UTC")
+    )
+    strategy = build_strategy("dynamic-neutral", signal="latest", enter_apr=0.0, exit_apr=0.0)
+    result = run_backtest(btc_8h, strategy, config, brackets=COIN_M)
+    assert result.switches > 10  # the carry was left and re-entered many times during the rally
+    assert result.liquidations == 0
+    hedged = result.timeseries[result.timeseries["hedge_ratio"] > 0]
+    # neutral but for whole contracts and the funding coins received since the last entry
+    assert np.abs(hedged["net_exposure_pct"]).max() < 0.05
+    assert (
+        abs(sum(result.attribution.values()) - (result.final_equity_usd - result.initial_equity_usd)) < 0.005
+    )

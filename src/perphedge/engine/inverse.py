@@ -142,10 +142,12 @@ def simulate_inverse(
     t0 = open_ms_list[i0]
     reserve = config.reserve_usd
     other_coin = 0.0  # realised PnL + funding − perp fees, in coins, in the futures wallet
+    extra_collateral_coins = 0.0  # coins posted beyond the hedged ones (``collateral``): never hedged
     if config.spot_qty_base is not None:
         base_qty = config.spot_qty_base
         spot_qty = base_qty
-        other_coin = float(config.collateral)  # type: ignore[arg-type]  # extra coins posted
+        extra_collateral_coins = float(config.collateral)  # type: ignore[arg-type]
+        other_coin = extra_collateral_coins  # extra coins posted
         cash = reserve
         initial_equity = (spot_qty + other_coin) * so[i0] + reserve
     else:
@@ -237,7 +239,12 @@ def simulate_inverse(
                 trades += 1
                 lp_dirty = True
             if pend_perp_fraction is not None:
-                target_contracts = float(round(pend_perp_fraction * base_qty * po[i] / size))
+                # the fraction applies to the coins the hedge holds now (their value at this open, the
+                # open position's PnL included), not to the coins it started with: closing a short after
+                # a rise realises its loss in coins, so fewer are left to hedge (extra collateral coins
+                # posted by the user stay unhedged, as at the start)
+                hedge_coins = spot_qty + other_coin + upnl(po[i]) - extra_collateral_coins
+                target_contracts = float(round(pend_perp_fraction * hedge_coins * po[i] / size))
                 delta = target_contracts - contracts
                 held_perp_fraction = pend_perp_fraction
                 if delta != 0.0:
