@@ -411,3 +411,26 @@ def test_in_force_brackets_for_a_symbol_listed_after_the_first_snapshot() -> Non
         assert f"bars before {first} use the {first} snapshot" in note
         assert "2022-02-12" not in note  # a snapshot without the symbol is not used
         assert abs(attribution_gap(result)) < 0.005
+
+
+def test_a_position_already_past_its_liquidation_price_at_the_open_is_liquidated_at_the_open(
+    btc_8h: MarketData,
+) -> None:
+    # Coins held and no collateral: the short opened at 27,201.10 has no margin (a margin_call), so its
+    # liquidation price (27,079) is below the bar's open. It is closed at the open, where the mark already
+    # was; closing it at the liquidation price booked a 122 USD gain on a short in a rising bar.
+    config = BacktestConfig(
+        spot_qty_base=1.0,
+        collateral=0.0,
+        collateral_policy="none",
+        start=ts("2023-06-01"),
+        end=ts("2023-06-03"),
+    )
+    result = run_backtest(btc_8h, build_strategy("full"), config)
+    assert [e.kind for e in result.events][:3] == ["open", "margin_call", "liquidation"]
+    bar_open = btc_8h.bars.at[ts("2023-06-01"), "perp_open"]
+    (liq_row,) = result.ledger[result.ledger["kind"] == "liquidation"].itertuples()
+    assert liq_row.price_usd == bar_open == 27_201.10
+    assert result.attribution["perp_pnl_usd"] == 0.0  # opened and closed at the same open
+    assert "opened beyond its liquidation price" in result.events[2].detail
+    assert abs(attribution_gap(result)) < 0.005

@@ -76,6 +76,7 @@ class MarketArrays:
     perp_open: np.ndarray
     perp_close: np.ndarray
     mark_value: np.ndarray  # mark_close, else perp_close
+    adverse_open: np.ndarray  # mark_open, else perp_open: where a position already past its LP is closed
     adverse_high: np.ndarray  # mark_high, else perp_high
     adverse_low: np.ndarray
     i0: int
@@ -138,8 +139,11 @@ def prepare_arrays(market: MarketData, config: BacktestConfig) -> MarketArrays:
         ml = bars["mark_low"].to_numpy(dtype=float)
         adverse_high = np.where(np.isfinite(mh), mh, bars["perp_high"].to_numpy(dtype=float))
         adverse_low = np.where(np.isfinite(ml), ml, bars["perp_low"].to_numpy(dtype=float))
+        mo = bars["mark_open"].to_numpy(dtype=float)
+        adverse_open = np.where(np.isfinite(mo) & (mo > 0), mo, arrays["perp_open"])
         liq_source = "mark_high/mark_low (perp_high/perp_low where the mark is missing)"
     else:
+        adverse_open = arrays["perp_open"]
         adverse_high = arrays["perp_high"]
         adverse_low = arrays["perp_low"]
         liq_source = "perp_high/perp_low (the data has no mark OHLC)"
@@ -189,6 +193,7 @@ def prepare_arrays(market: MarketData, config: BacktestConfig) -> MarketArrays:
         perp_open=arrays["perp_open"],
         perp_close=arrays["perp_close"],
         mark_value=mark_value,
+        adverse_open=adverse_open,
         adverse_high=adverse_high,
         adverse_low=adverse_low,
         i0=i0,
@@ -205,6 +210,19 @@ def prepare_arrays(market: MarketData, config: BacktestConfig) -> MarketArrays:
     )
 
 
+def liquidation_fill_price(side: int, liquidation_price: float, bar_open: float) -> float:
+    """Return where a position of ``side`` (+1 long, −1 short) judged liquidated in a bar is closed.
+
+    At its liquidation price, unless the bar opened beyond it (the position was past its liquidation
+    price from the bar's first price on: opened without margin, or a gap): then at the open, which is
+    worse for the position. Closing at the liquidation price there would book a gain the market never
+    offered (a short closed below the price it was opened at, in a bar that rose).
+    """
+    if side < 0:
+        return max(liquidation_price, bar_open)
+    return min(liquidation_price, bar_open)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoopSeries:
     """The arrays the per-bar loop reads, as plain lists of Python floats/ints (fast scalar access).
@@ -217,6 +235,7 @@ class LoopSeries:
     perp_open: list[float]
     perp_close: list[float]
     mark: list[float]
+    adverse_open: list[float]
     adverse_high: list[float]
     adverse_low: list[float]
     open_ms: list[int]
@@ -245,6 +264,7 @@ def loop_series(a: MarketArrays, schedule: BracketSchedule) -> LoopSeries:
         perp_open=a.perp_open.tolist(),
         perp_close=a.perp_close.tolist(),
         mark=a.mark_value.tolist(),
+        adverse_open=a.adverse_open.tolist(),
         adverse_high=a.adverse_high.tolist(),
         adverse_low=a.adverse_low.tolist(),
         open_ms=a.open_ts.tolist(),

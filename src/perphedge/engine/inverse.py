@@ -17,6 +17,7 @@ from perphedge.engine.common import (
     MarketArrays,
     book_spot_fill,
     build_result,
+    liquidation_fill_price,
     loop_series,
     new_columns,
     ts_of,
@@ -118,7 +119,8 @@ def simulate_inverse(
     size = config.resolved_contract_size_usd(market.symbol)
     s = loop_series(a, schedule)
     so, sc, po, pc, mk = s.spot_open, s.spot_close, s.perp_open, s.perp_close, s.mark
-    adv_hi, adv_lo, known_at_close, table_list = (
+    adv_open, adv_hi, adv_lo, known_at_close, table_list = (
+        s.adverse_open,
         s.adverse_high,
         s.adverse_low,
         s.known_at_close,
@@ -277,10 +279,16 @@ def simulate_inverse(
             if lp is not None and (
                 (contracts < 0 and adv_hi[i] >= lp) or (contracts > 0 and adv_lo[i] <= lp)
             ):
-                perp_pnl_bar[w] += upnl(lp) * value_px - upnl(upnl_mark) * value_px
-                upnl_mark = lp
-                realized = upnl(lp)
-                notional_coin = abs(contracts) * size / lp
+                liq_px = liquidation_fill_price(1 if contracts > 0 else -1, lp, adv_open[i])
+                past_at_open = (
+                    f" (the bar opened beyond its liquidation price {lp:,.2f}: closed at the open)"
+                    if liq_px != lp
+                    else ""
+                )
+                perp_pnl_bar[w] += upnl(liq_px) * value_px - upnl(upnl_mark) * value_px
+                upnl_mark = liq_px
+                realized = upnl(liq_px)
+                notional_coin = abs(contracts) * size / liq_px
                 coins = spot_qty + other_coin + realized
                 clearance = min(config.clearance_fee * notional_coin, max(coins, 0.0))
                 ledger.add(
@@ -289,8 +297,8 @@ def simulate_inverse(
                     "perp",
                     "liquidation",
                     -clearance * value_px,
-                    -contracts * size / lp,
-                    lp,
+                    -contracts * size / liq_px,
+                    liq_px,
                     f"clearance fee {config.clearance_fee:.2%} of {notional_coin:.6g} coins (capped at the margin left)",
                 )
                 events.append(
@@ -299,7 +307,7 @@ def simulate_inverse(
                         kind="liquidation",
                         detail=(
                             f"{'short' if contracts < 0 else 'long'} {abs(contracts):.0f} contracts liquidated at "
-                            f"{lp:,.2f} during the bar opening {ts_of(bar_open_ms):%Y-%m-%d %H:%M} UTC; the coins "
+                            f"{liq_px:,.2f} during the bar opening {ts_of(bar_open_ms):%Y-%m-%d %H:%M} UTC{past_at_open}; the coins "
                             "left in the wallet are held unhedged and trading stops"
                         ),
                     )

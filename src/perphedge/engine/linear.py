@@ -17,6 +17,7 @@ from perphedge.engine.common import (
     book_spot_fill,
     borrow_rates_per_bar,
     build_result,
+    liquidation_fill_price,
     loop_series,
     new_columns,
     ts_of,
@@ -69,7 +70,8 @@ def simulate_linear(
     n_win = i1 - i0
     s = loop_series(a, schedule)
     so, sc, po, pc, mk = s.spot_open, s.spot_close, s.perp_open, s.perp_close, s.mark
-    adv_hi, adv_lo, known_at_close, table_list = (
+    adv_open, adv_hi, adv_lo, known_at_close, table_list = (
+        s.adverse_open,
         s.adverse_high,
         s.adverse_low,
         s.known_at_close,
@@ -266,7 +268,13 @@ def simulate_linear(
                 lp = _liquidation_price(perp_qty, entry, wallet, brackets_now.table)
                 lp_dirty = False
             if lp is not None and ((perp_qty < 0 and adv_hi[i] >= lp) or (perp_qty > 0 and adv_lo[i] <= lp)):
-                liq_price = lp
+                side = 1 if perp_qty > 0 else -1
+                liq_price = liquidation_fill_price(side, lp, adv_open[i])
+                past_at_open = (
+                    f" (the bar opened beyond its liquidation price {lp:,.2f}: closed at the open)"
+                    if liq_price != lp
+                    else ""
+                )
                 perp_pnl_bar[w] += perp_qty * (liq_price - last_perp_px)
                 last_perp_px = liq_price
                 wallet += perp_qty * (liq_price - entry)
@@ -290,7 +298,7 @@ def simulate_linear(
                         kind="liquidation",
                         detail=(
                             f"{'short' if perp_qty < 0 else 'long'} {abs(perp_qty):.6g} liquidated at {liq_price:,.2f} during the bar "
-                            f"opening {ts_of(bar_open_ms):%Y-%m-%d %H:%M} UTC "
+                            f"opening {ts_of(bar_open_ms):%Y-%m-%d %H:%M} UTC{past_at_open} "
                             f"(bar {'high' if perp_qty < 0 else 'low'} {adv_hi[i] if perp_qty < 0 else adv_lo[i]:,.2f}); "
                             f"clearance fee {clearance:,.2f} USD; the spot is left unhedged and trading stops"
                         ),

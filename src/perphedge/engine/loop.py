@@ -8,7 +8,8 @@ Each bar ``i`` (labelled by its open time, covering [open, close)):
 2. **Liquidation**: if the perp position's liquidation price (Binance formula,
    ``mechanics.liquidation.liquidation_price_linear``, bracket table in force that day) lies within the
    bar's adverse extreme of the mark price (``mark_high`` / ``mark_low`` when the data has mark OHLC,
-   else ``perp_high`` / ``perp_low``), the perp is closed at the liquidation price, the clearance fee
+   else ``perp_high`` / ``perp_low``), the perp is closed at the liquidation price (at the bar's open
+   when it opened beyond it: ``common.liquidation_fill_price``), the clearance fee
    is charged (never more than the margin left), the spot stays unhedged and trading stops.
 3. **Funding**: each settlement that belongs to this bar (settled in (open, close], with the data's
    few-ms jitter tolerated) pays ``−qty × mark × rate`` into the futures wallet, on the position open
