@@ -183,3 +183,31 @@ def test_funding_that_differs_from_the_model_is_logged_as_a_mismatch(tmp_path: P
     for line in lines:  # received is twice the model (model for −Q/2, paid on −Q)
         assert abs(Decimal(line["received_usd"]) - 2 * Decimal(line["model_usd"])) < Decimal("0.00000002")
     close(keeper)
+
+
+def test_funding_paid_before_a_liquidation_is_modelled_with_the_position_held_then(tmp_path: Path) -> None:
+    from perphedge.venues.paper import Fault, FaultKind
+
+    spec = make_spec(tmp_path)
+    keeper, venue = make_keeper(spec)
+    keeper.cycle()
+    q = Decimal(keeper.journal.get_meta("base_qty"))
+    venue.advance(2)  # two settlements paid to the short while the keeper sleeps
+    position = venue.fetch_perp_position(spec.perp_symbol)
+    # then a gap past the liquidation price: the short is gone when the keeper wakes up
+    venue.inject(
+        Fault(
+            kind=FaultKind.PRICE_GAP,
+            price_factor=float(position.liquidation_price_usd / position.mark_price_usd) * 1.01,
+        )
+    )
+    assert venue.fetch_perp_position(spec.perp_symbol) is None
+    with pytest.raises(KeeperHalted, match="gone at the venue"):
+        keeper.cycle()
+    rows = keeper.journal.funding_rows()
+    assert len(rows) == 2
+    for row in rows:  # the model is for the −Q short held at the settlement, not the 0 adopted afterwards
+        assert row["model_amount_usd"] == row["amount_usd"] and Decimal(row["amount_usd"]) != 0
+    assert not [ln for ln in _log(spec) if ln["event"] == "funding.mismatch"]
+    assert keeper.journal.book() == (q, Decimal(0))
+    close(keeper)

@@ -50,12 +50,15 @@ def test_policy_sell_spot_shrinks_both_legs_equally_and_stays_neutral(tmp_path: 
 
 def test_reserve_is_bounded_then_the_keeper_deleverages_and_moves_the_proceeds(tmp_path: Path) -> None:
     keeper, venue = _open_then_gap(tmp_path, collateral={"policy": "reserve", "reserve_usd": 100.0})
-    result = keeper.cycle()
-    assert result.action == "margin"
-    assert [Decimal(t["amount_usd"]) for t in keeper.journal.transfers("done")] == [Decimal(100)]
     before = venue.fetch_perp_position(PERP)
+    # the 100 USD reserve covers only part of the top-up: it is moved, and the rest is deleveraged in the
+    # same cycle (it used to wait a whole cycle, exposed, before deleveraging)
     second = keeper.cycle()
-    assert second.action == "margin" and "used up: deleveraging" in second.reason
+    reserve = [
+        Decimal(t["amount_usd"]) for t in keeper.journal.transfers("done") if t["purpose"] == "reserve"
+    ]
+    assert reserve == [Decimal(100)]
+    assert second.action == "margin" and "used up" in second.reason and "deleveraging" in second.reason
     assert second.report.outcome == "complete"
     after = venue.fetch_perp_position(PERP)
     assert abs(after.signed_qty_base) < abs(before.signed_qty_base)
@@ -64,6 +67,13 @@ def test_reserve_is_bounded_then_the_keeper_deleverages_and_moves_the_proceeds(t
     assert len(proceeds) == 1 and Decimal(proceeds[0]["amount_usd"]) > 0
     # the hedge's base quantity shrank by what was sold, so the strategy does not buy it back
     assert keeper._base_qty(None, 0) == venue.fetch_balances("", "").spot_base
+    keeper.cycle()  # the reserve stays bounded: no further reserve transfer
+    assert [t for t in keeper.journal.transfers() if t["purpose"] == "reserve"] == [
+        t for t in keeper.journal.transfers("done") if t["purpose"] == "reserve"
+    ]
+    assert (
+        sum(Decimal(t["amount_usd"]) for t in keeper.journal.transfers() if t["purpose"] == "reserve") == 100
+    )
     close(keeper)
 
 
@@ -117,4 +127,31 @@ def test_liquidation_distance_alone_alarms_and_tops_up(tmp_path: Path) -> None:
     assert len(alarm) == 1 and alarm[0]["level"] == "alarm" and alarm[0]["margin_ratio"] < 0.99
     after = venue.fetch_perp_position(PERP)
     assert (after.liquidation_price_usd - after.mark_price_usd) / after.mark_price_usd >= Decimal("0.15")
+    close(keeper)
+
+
+def test_a_reserve_too_small_for_the_top_up_is_moved_and_the_rest_deleveraged_in_the_same_cycle(
+    tmp_path: Path,
+) -> None:
+    # the spot wallet keeps only a few dollars after buying the spot leg, so the reserve (5000 USD on
+    # paper) is dust in practice; found on the DOGE replay of January 2021, where the keeper moved
+    # 0.0087 USD, called it done, and left the short 11 % from liquidation for the next 8 hours
+    keeper, venue = _open_then_gap(
+        tmp_path, paper={"spot_usd": 20030.0}, collateral={"policy": "reserve", "reserve_usd": 5000.0}
+    )
+    left = venue.fetch_balances("", "").spot_usd
+    assert 0 < left < 50
+    before = venue.fetch_perp_position(PERP)
+    result = keeper.cycle()
+    assert result.action == "margin" and "deleveraging for the rest" in result.reason
+    assert result.report is not None and result.report.outcome == "complete"
+    reserve = [
+        Decimal(t["amount_usd"]) for t in keeper.journal.transfers("done") if t["purpose"] == "reserve"
+    ]
+    assert reserve == [left]  # the reserve's rest was used, never more
+    after = venue.fetch_perp_position(PERP)
+    assert abs(after.signed_qty_base) < abs(before.signed_qty_base)
+    assert venue.fetch_balances("", "").spot_base + after.signed_qty_base == 0  # still neutral
+    distance = (after.liquidation_price_usd - after.mark_price_usd) / after.mark_price_usd
+    assert distance >= Decimal("0.15")
     close(keeper)

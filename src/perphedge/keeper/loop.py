@@ -345,9 +345,21 @@ class Keeper:
             return self._refuse(now, f"{why}; collateral policy is 'none': alarm only, not acting")
         if col.policy == "reserve":
             left = self._reserve_left(snapshot)
-            if left > 0:
-                return self._transfer(now, min(amount, left), why)
-            why += f"; the reserve ({col.reserve_usd:g} USD) is used up: deleveraging instead"
+            if amount > 0 and left >= amount:
+                return self._transfer(now, amount, why)
+            if amount > 0 and left > 0:
+                # the reserve's rest covers only part of the top-up: move it, then deleverage for the rest in
+                # this same cycle (a dust top-up alone would leave the hedge exposed until the next cycle)
+                self._transfer(now, left, f"{why}; the last {left} USD of the reserve, {amount} USD needed")
+                snapshot = take_snapshot(self.venue, spec.spot_symbol, spec.perp_symbol)
+                why += (
+                    f"; the reserve ({col.reserve_usd:g} USD) is used up after its last {left} USD of the "
+                    f"{amount} USD needed: deleveraging for the rest"
+                )
+            elif amount > 0:
+                why += f"; the reserve ({col.reserve_usd:g} USD) is used up: deleveraging instead"
+            else:
+                why += "; no top-up restores the targets: deleveraging instead"
         return self._deleverage(now, snapshot, why)
 
     def _deleverage(self, now: int, snapshot: Snapshot, why: str) -> CycleResult:

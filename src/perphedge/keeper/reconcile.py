@@ -226,13 +226,20 @@ def reconcile_funding(
 
 
 def perp_qty_at(journal: Journal, ts_ms: int) -> Decimal:
-    """Return the perp position the journal held at ``ts_ms``: the book now minus perp fills after ``ts_ms``.
+    """Return the perp position the journal held at ``ts_ms``: the book now, less the perp fills after
+    ``ts_ms`` and less the holdings differences adopted at or after ``ts_ms``.
 
-    Exact as long as no reconciliation adjustment happened after ``ts_ms`` (those are logged events).
+    A difference is found at the first reconciliation after it happened, which for a settlement at
+    ``ts_ms`` is at or after ``ts_ms``; a payment for that settlement means the position was still held
+    then (a short liquidated after two settlements was paid for both, on the whole short).
     """
     book = journal.book()
     held = Decimal(0) if book is None else book[1]
     for fill in journal.fills():
         if fill["leg"] == "perp" and fill["ts_ms"] > ts_ms:
             held -= Decimal(fill["signed_delta_qty_base"])
+    for event in journal.events("reconcile.difference"):
+        if event["ts_ms"] >= ts_ms:
+            detail = event["detail"]
+            held -= Decimal(detail["perp_venue"]) - Decimal(detail["perp_journal"])
     return held
