@@ -310,21 +310,9 @@ class Keeper:
 
     def _margin(self, now: int, snapshot: Snapshot, reading: Any, base_qty: Decimal) -> CycleResult | None:
         spec, col = self.spec, self.spec.collateral
-        position = snapshot.position
-        if position is None:
+        why = self._margin_breach(snapshot, reading)
+        if why is None:
             return None
-        sign = 1 if position.signed_qty_base > 0 else -1
-        ratio_high = reading.margin_ratio is not None and reading.margin_ratio > col.trigger_margin_ratio
-        too_close = is_distance_breached(
-            reading.liquidation_distance, sign, spec.risk.min_liquidation_distance
-        )
-        if not (ratio_high or too_close):
-            return None
-        why = (
-            f"margin ratio {reading.margin_ratio:.3f} above trigger {col.trigger_margin_ratio:g}"
-            if ratio_high
-            else f"liquidation distance {reading.liquidation_distance:.4f} below {spec.risk.min_liquidation_distance:g}"
-        )
         self.log.write(
             now,
             "risk.alarm",
@@ -350,8 +338,12 @@ class Keeper:
             if amount > 0 and left > 0:
                 # the reserve's rest covers only part of the top-up: move it, then deleverage for the rest in
                 # this same cycle (a dust top-up alone would leave the hedge exposed until the next cycle)
-                self._transfer(now, left, f"{why}; the last {left} USD of the reserve, {amount} USD needed")
+                topped = self._transfer(
+                    now, left, f"{why}; the last {left} USD of the reserve, {amount} USD needed"
+                )
                 snapshot = take_snapshot(self.venue, spec.spot_symbol, spec.perp_symbol)
+                if self._margin_breach(snapshot, read_risk(snapshot, now)) is None:
+                    return topped  # the rest of the reserve cleared the alarm: no need to sell
                 why += (
                     f"; the reserve ({col.reserve_usd:g} USD) is used up after its last {left} USD of the "
                     f"{amount} USD needed: deleveraging for the rest"
@@ -361,6 +353,25 @@ class Keeper:
             else:
                 why += "; no top-up restores the targets: deleveraging instead"
         return self._deleverage(now, snapshot, why)
+
+    def _margin_breach(self, snapshot: Snapshot, reading: Any) -> str | None:
+        """Return why the margin needs action (ratio above the trigger, liquidation too close), else None."""
+        spec, col = self.spec, self.spec.collateral
+        position = snapshot.position
+        if position is None:
+            return None
+        sign = 1 if position.signed_qty_base > 0 else -1
+        ratio_high = reading.margin_ratio is not None and reading.margin_ratio > col.trigger_margin_ratio
+        too_close = is_distance_breached(
+            reading.liquidation_distance, sign, spec.risk.min_liquidation_distance
+        )
+        if not (ratio_high or too_close):
+            return None
+        return (
+            f"margin ratio {reading.margin_ratio:.3f} above trigger {col.trigger_margin_ratio:g}"
+            if ratio_high
+            else f"liquidation distance {reading.liquidation_distance:.4f} below {spec.risk.min_liquidation_distance:g}"
+        )
 
     def _deleverage(self, now: int, snapshot: Snapshot, why: str) -> CycleResult:
         """Buy back part of the short and sell the same spot quantity: neutral, further from liquidation."""
