@@ -441,3 +441,55 @@ def test_calc_summary_counts_the_coins_the_sell_spot_policy_sold() -> None:
     spot = calc_summary(spot_only_result(btc_8h()))
     assert spot["spot_qty_start_base"] == pytest.approx(spot["spot_qty_end_base"], rel=1e-12)
     assert spot["spot_qty_start_base"] == pytest.approx(10_000 / float(btc_8h().bars["spot_open"].iloc[0]))
+
+
+def test_calc_summary_of_a_run_whose_equity_went_negative_still_reports() -> None:
+    # DOTUSDT, flipping between carry and reverse carry on the latest settlement with 30 bps slippage:
+    # 193 switches cost more than the capital and the equity goes below 0 on 2023-01-31 (the engine lets
+    # the spot wallet go negative). `perphedge backtest` failed with exit 2 ("returns need a positive
+    # equity") instead of showing the run; returns and their ratios are undefined, the rest is not.
+    from perphedge.data.bundled import load_bundled
+    from perphedge.engine.config import BacktestConfig
+    from perphedge.engine.loop import run_backtest
+    from perphedge.strategies.registry import build_strategy
+
+    config = BacktestConfig(
+        leverage=1.0,
+        margin_mode="cross",
+        collateral_policy="none",
+        slippage_bps=30.0,
+        start=pd.Timestamp("2022-08-27 08:00", tz="UTC"),
+        end=pd.Timestamp("2024-01-09 08:00", tz="UTC"),
+    )
+    strategy = build_strategy(
+        "dynamic-neutral",
+        negative_mode="reverse",
+        signal="latest",
+        enter_apr=0.0,
+        exit_apr=0.0,
+        **config.cost_options(),
+    )
+    result = run_backtest(load_bundled("DOTUSDT", "8h"), strategy, config)
+    equity = to_equity_curve(result)
+    assert equity.min() < 0 < result.initial_equity_usd and result.final_equity_usd < 0
+    summary = calc_summary(result)
+    json.dumps(summary, allow_nan=False)
+    assert tuple(summary) == SUMMARY_KEYS
+    assert summary["total_return"] == pytest.approx(result.final_equity_usd / result.initial_equity_usd - 1)
+    assert summary["total_return"] < -1  # more than the whole capital was lost
+    for undefined in ("cagr", "volatility", "sharpe", "sortino", "calmar"):
+        assert summary[undefined] is None
+    # the deepest fall from the running peak, below -100 % once the equity is negative
+    peak = equity.cummax()
+    assert summary["max_drawdown"] == pytest.approx(float((equity / peak - 1).min()))
+    assert summary["max_drawdown"] < -1
+    assert summary["max_drawdown_trough"] == equity.idxmin().isoformat()
+    assert summary["switches"] == result.switches > 100
+    # the per-year table and the drawdown series (the HTML report) work too: a year that starts at or
+    # below 0 has no return
+    per_year = calc_per_year(equity, result.ledger)
+    assert per_year.loc[2022, "return"] == pytest.approx(per_year.loc[2022, "end_equity_usd"] / 10_000 - 1)
+    assert per_year.loc[2022, "end_equity_usd"] > 0 and per_year.loc[2023, "start_equity_usd"] > 0
+    assert per_year.loc[2023, "return"] < -1
+    assert math.isnan(per_year.loc[2024, "return"])  # started the year below 0
+    assert np.isfinite(to_drawdown_series(equity)).all()

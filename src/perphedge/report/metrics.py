@@ -10,7 +10,8 @@ Conventions (each function's docstring repeats the ones it uses):
 - Annualised volatility and the Sharpe/Sortino ratios scale by ``sqrt(periods per year)``, the
   i.i.d. rule (Lo, "The Statistics of Sharpe Ratios", Financial Analysts Journal 58(4), 2002, eq. 7).
   The risk-free rate is 0 unless given (a USD stablecoin holder has no risk-free leg by default).
-- Drawdowns are fractions ≤ 0 (−0.25 = the equity is 25 % below its running peak), as in ffn.
+- Drawdowns are fractions ≤ 0 (−0.25 = the equity is 25 % below its running peak), as in ffn; below
+  −1 when the equity went negative (an account that lost more than it had).
 - Undefined ratios (zero volatility, zero drawdown, too few bars) are ``math.nan``; ``calc_summary``
   turns them into ``None`` so ``--json`` stays valid JSON.
 
@@ -79,6 +80,18 @@ def _require_positive_equity(name: str, equity: pd.Series) -> pd.Series:
     return equity
 
 
+def _require_positive_start(name: str, equity: pd.Series) -> pd.Series:
+    # a drawdown needs a positive running peak, which a positive first point guarantees; later points
+    # may be 0 or negative (an account that lost more than it had: drawdowns below -100 %)
+    equity = _require_series(name, equity)
+    if not float(equity.iloc[0]) > 0:
+        raise InputError(
+            f"{name} starts at {equity.index[0].isoformat()} with {float(equity.iloc[0])!r} USD; "
+            "drawdowns and returns are measured from a positive starting equity"
+        )
+    return equity
+
+
 # --- maps (series -> series) -------------------------------------------------------------------------
 
 
@@ -125,10 +138,12 @@ def to_wealth_index(returns: pd.Series, start: pd.Timestamp | None = None) -> pd
 def to_drawdown_series(equity_usd: pd.Series) -> pd.Series:
     """Return the drawdown at each time ``E_t / max_{s ≤ t} E_s − 1`` (fractions ≤ 0; ffn's definition).
 
+    Below −1 (−100 %) where the equity went negative (the account lost more than it had).
+
     Raises:
-        InputError: if the equity is not a finite, positive series on a UTC index.
+        InputError: if the equity is not a finite series on a UTC index starting above 0.
     """
-    equity = _require_positive_equity("equity_usd", equity_usd)
+    equity = _require_positive_start("equity_usd", equity_usd)
     drawdown = equity / equity.cummax() - 1.0
     drawdown.name = "drawdown"
     return drawdown
@@ -155,8 +170,13 @@ def calc_periods_per_year(index: pd.DatetimeIndex) -> float:
 
 
 def calc_total_return(equity_usd: pd.Series) -> float:
-    """Return ``E_end / E_start − 1`` (fraction). Use it on a wealth index when there are flows."""
-    equity = _require_positive_equity("equity_usd", equity_usd)
+    """Return ``E_end / E_start − 1`` (fraction; below −1 when the end is negative). Use it on a wealth
+    index when there are flows.
+
+    Raises:
+        InputError: if the equity is not a finite series on a UTC index starting above 0.
+    """
+    equity = _require_positive_start("equity_usd", equity_usd)
     return float(equity.iloc[-1] / equity.iloc[0] - 1.0)
 
 
@@ -249,10 +269,12 @@ class MaxDrawdown:
 def calc_max_drawdown(equity_usd: pd.Series) -> MaxDrawdown:
     """Return the maximum drawdown ``min_t (E_t / max_{s ≤ t} E_s − 1)`` and its peak/trough/recovery dates.
 
+    Below −1 when the equity went negative.
+
     Raises:
-        InputError: if the equity is not a finite, positive series on a UTC index.
+        InputError: if the equity is not a finite series on a UTC index starting above 0.
     """
-    equity = _require_positive_equity("equity_usd", equity_usd)
+    equity = _require_positive_start("equity_usd", equity_usd)
     drawdown = to_drawdown_series(equity)
     trough_pos = int(np.argmin(drawdown.to_numpy()))
     worst = float(drawdown.iloc[trough_pos])
@@ -291,8 +313,13 @@ def calc_per_year(equity_usd: pd.Series, ledger: pd.DataFrame | None = None) -> 
     start equity), and, when a ledger is given, the sum of its ``amount_usd`` by ``component``
     for the year in ``<component>_usd`` columns (funding_usd, fees_usd, …; 0 when none).
     Flows are not taken out here: with external transfers read the returns from a wealth index.
+    A year that starts at or below 0 USD (the account lost more than it had) has no return and no
+    drawdown (``nan``): neither is defined from a non-positive base.
+
+    Raises:
+        InputError: if the equity is not a finite series on a UTC index starting above 0.
     """
-    equity = _require_positive_equity("equity_usd", equity_usd)
+    equity = _require_positive_start("equity_usd", equity_usd)
     years = time_index(equity, "equity_usd").year
     rows: list[dict[str, Any]] = []
     previous_end: float | None = None
@@ -300,14 +327,18 @@ def calc_per_year(equity_usd: pd.Series, ledger: pd.DataFrame | None = None) -> 
         in_year = equity[years == year]
         start_equity = float(in_year.iloc[0]) if previous_end is None else previous_end
         path = np.concatenate([[start_equity], in_year.to_numpy()])
-        drawdown = float(np.min(path / np.maximum.accumulate(path) - 1.0))
         end_equity = float(in_year.iloc[-1])
+        if start_equity > 0:
+            year_return = end_equity / start_equity - 1.0
+            drawdown = float(np.min(path / np.maximum.accumulate(path) - 1.0))
+        else:
+            year_return = drawdown = math.nan
         rows.append(
             {
                 "year": int(year),
                 "start_equity_usd": start_equity,
                 "end_equity_usd": end_equity,
-                "return": end_equity / start_equity - 1.0,
+                "return": year_return,
                 "max_drawdown": drawdown,
             }
         )
@@ -479,7 +510,10 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
     time-weighted (external transfers are taken out); Sharpe and Sortino use a risk-free rate of 0
     and the bar frequency for annualisation; CAGR and volatility use 365-day years.
     ``max_drawdown_start`` is the peak before the worst fall and ``max_drawdown_end`` the recovery
-    (``None`` if equity never got back). Undefined figures are ``None``. ``worst_margin_ratio`` is
+    (``None`` if equity never got back). Undefined figures are ``None``. When the equity reached 0
+    or below (more than the capital lost), returns are undefined: ``cagr``, ``volatility``,
+    ``sharpe``, ``sortino`` and ``calmar`` are ``None``, ``total_return`` and ``max_drawdown`` are
+    below −1. ``worst_margin_ratio`` is
     the highest maintenance-margin / margin-balance ratio at a bar close (1 = liquidation) and
     ``min_liquidation_distance`` the smallest |liquidation price − mark| / mark at a bar close; the
     engine judges liquidation on the bar's adverse extreme, between two closes, so a liquidated run
@@ -492,10 +526,24 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
     equity = to_equity_curve(result)
     times = time_index(equity, "the equity curve")
     flows = to_external_flows(result, times)
-    returns = to_returns(equity, flows)
-    wealth = to_wealth_index(returns, start=equity.index[0])
     periods = calc_periods_per_year(times)
-    drawdown = calc_max_drawdown(wealth)
+    undefined_drawdown = MaxDrawdown(max_drawdown=math.nan, peak_ts=None, trough_ts=None, recovery_ts=None)
+    if bool((equity > 0).all()):
+        returns = to_returns(equity, flows)
+        wealth = to_wealth_index(returns, start=equity.index[0])
+        total_return = calc_total_return(wealth)
+        cagr, calmar = calc_cagr(wealth), calc_calmar(wealth)
+        volatility, sharpe = calc_volatility(returns, periods), calc_sharpe(returns, periods)
+        sortino = calc_sortino(returns, periods)
+        drawdown = calc_max_drawdown(wealth)
+    else:
+        # The equity reached 0 or below (the account lost more than it had): returns through it, and the
+        # CAGR, volatility and ratios built on them, are undefined. The total return and the drawdown
+        # from the positive start are not (both below -100 % when the equity is negative); with external
+        # flows they would need returns, so they are undefined too.
+        total_return = calc_total_return(equity) if flows is None else math.nan
+        cagr = calmar = volatility = sharpe = sortino = math.nan
+        drawdown = calc_max_drawdown(equity) if flows is None else undefined_drawdown
     attribution = {key: float(result.attribution.get(key, 0.0)) for key in ATTRIBUTION_KEYS}
     margin = (
         timeseries["margin_ratio"].to_numpy(dtype=float) if "margin_ratio" in timeseries else np.array([])
@@ -520,16 +568,16 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
         "years": calc_years(times),
         "initial_equity_usd": float(result.initial_equity_usd),
         "final_equity_usd": float(result.final_equity_usd),
-        "total_return": calc_total_return(wealth),
-        "cagr": calc_cagr(wealth),
-        "volatility": calc_volatility(returns, periods),
-        "sharpe": calc_sharpe(returns, periods),
-        "sortino": calc_sortino(returns, periods),
+        "total_return": total_return,
+        "cagr": cagr,
+        "volatility": volatility,
+        "sharpe": sharpe,
+        "sortino": sortino,
         "max_drawdown": drawdown.max_drawdown,
         "max_drawdown_start": _iso(drawdown.peak_ts),
         "max_drawdown_trough": _iso(drawdown.trough_ts),
         "max_drawdown_end": _iso(drawdown.recovery_ts),
-        "calmar": calc_calmar(wealth),
+        "calmar": calmar,
         **attribution,
         "net_transfers_usd": float(result.net_transfers_usd),
         "trades": int(result.trades),
