@@ -155,3 +155,24 @@ def test_a_reserve_too_small_for_the_top_up_is_moved_and_the_rest_deleveraged_in
     distance = (after.liquidation_price_usd - after.mark_price_usd) / after.mark_price_usd
     assert distance >= Decimal("0.15")
     close(keeper)
+
+
+def test_a_distance_alarm_without_a_bracket_table_sends_no_zero_transfer(tmp_path: Path) -> None:
+    # live keepers have no bracket table: the top-up is sized by the margin ratio alone, which is 0
+    # when only the liquidation distance is breached; a 0 USD transfer used to be sent (the paper
+    # exchange raised InputError out of the cycle, an exchange would reject it every cycle)
+    spec = make_spec(tmp_path, collateral={"trigger_margin_ratio": 0.99})
+    keeper, venue = make_keeper(spec)
+    keeper.bracket_table = None
+    keeper.cycle()
+    position = venue.fetch_perp_position(PERP)
+    venue.inject(
+        Fault(
+            kind=FaultKind.PRICE_GAP,
+            price_factor=float(position.liquidation_price_usd / position.mark_price_usd) / 1.10,
+        )
+    )
+    result = keeper.cycle()
+    assert result.action in ("margin", "refuse") and result.reason.startswith("liquidation distance 0.1")
+    assert all(Decimal(t["amount_usd"]) > 0 for t in keeper.journal.transfers())
+    close(keeper)
