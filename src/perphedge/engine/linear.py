@@ -268,8 +268,7 @@ def simulate_linear(
                 lp = _liquidation_price(perp_qty, entry, wallet, brackets_now.table)
                 lp_dirty = False
             if lp is not None and ((perp_qty < 0 and adv_hi[i] >= lp) or (perp_qty > 0 and adv_lo[i] <= lp)):
-                side = 1 if perp_qty > 0 else -1
-                liq_price = liquidation_fill_price(side, lp, adv_open[i])
+                liq_price = liquidation_fill_price(1 if perp_qty > 0 else -1, lp, adv_open[i])
                 past_at_open = (
                     f" (the bar opened beyond its liquidation price {lp:,.2f}: closed at the open)"
                     if liq_price != lp
