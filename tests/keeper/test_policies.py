@@ -5,6 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
+from perphedge.errors import ConfigError, KeeperHalted
 from perphedge.keeper.reconcile import resolve_pending_transfers
 from perphedge.venues.paper import Fault, FaultKind
 from tests.keeper.kit import close, make_keeper, make_spec
@@ -175,4 +178,43 @@ def test_a_distance_alarm_without_a_bracket_table_sends_no_zero_transfer(tmp_pat
     result = keeper.cycle()
     assert result.action in ("margin", "refuse") and result.reason.startswith("liquidation distance 0.1")
     assert all(Decimal(t["amount_usd"]) > 0 for t in keeper.journal.transfers())
+    close(keeper)
+
+
+def test_a_deleverage_that_closes_the_whole_hedge_halts_with_the_reason(tmp_path: Path) -> None:
+    # a 0.004 BTC hedge whose deleverage rounds up to the whole position: the base quantity becomes 0,
+    # and the next cycle divided by it (ZeroDivisionError on every restart)
+    spec = make_spec(
+        tmp_path,
+        hedge={"capital_usd": 300.0},
+        paper={"spot_usd": 250.0, "futures_usd": 120.0},
+        collateral={"policy": "sell_spot"},
+    )
+    keeper, venue = make_keeper(spec)
+    keeper.cycle()
+    position = venue.fetch_perp_position(PERP)
+    assert position.signed_qty_base == Decimal("-0.004")
+    venue.inject(  # 0.1 % short of the liquidation price
+        Fault(
+            kind=FaultKind.PRICE_GAP,
+            price_factor=float(position.liquidation_price_usd / position.mark_price_usd) * 0.999,
+        )
+    )
+    result = keeper.cycle()
+    assert result.action == "margin" and venue.fetch_perp_position(PERP) is None
+    assert keeper._base_qty(None, 0) == 0
+    keeper.clock.wait_next_cycle()
+    with pytest.raises(KeeperHalted, match="nothing left to keep"):
+        keeper.cycle()
+    assert "nothing left to keep" in keeper.journal.get_meta("halted")
+    close(keeper)
+
+
+def test_a_capital_below_one_perp_step_is_refused_with_the_fix(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, hedge={"capital_usd": 50.0})  # 33 USD of BTC: less than 0.001 BTC
+    keeper, venue = make_keeper(spec)
+    with pytest.raises(ConfigError, match="hedge.capital_usd") as caught:
+        keeper.cycle()
+    assert "0.001" in str(caught.value) and "raise" in str(caught.value)
+    assert keeper.journal.get_meta("base_qty") is None and not venue._s.orders
     close(keeper)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from perphedge.engine.orders import mode_of, orders_for
-from perphedge.errors import DataError, KeeperHalted, VenueError, VenueUnavailable
+from perphedge.errors import ConfigError, DataError, KeeperHalted, VenueError, VenueUnavailable
 from perphedge.keeper.clock import Clock
 from perphedge.keeper.journal import DecisionRecord, Journal
 from perphedge.keeper.log import KeeperLog
@@ -292,6 +292,14 @@ class Keeper:
             )
             qty = spot_notional / snapshot.quote.spot_price_usd
         qty = rules.round_amount(qty)
+        if qty <= 0:
+            key = "hedge.spot_qty_base" if spec.spot_qty_base is not None else "hedge.capital_usd"
+            given = spec.spot_qty_base if spec.spot_qty_base is not None else spec.capital_usd
+            raise ConfigError(
+                f"it was {given:g}, which makes a hedge of less than one perp step ({rules.amount_step_base} "
+                f"{spec.perp_symbol} at {snapshot.quote.spot_price_usd} USD); raise it",
+                key_path=key,
+            )
         self.journal.set_meta("base_qty", str(qty))
         self.log.write(
             now,
@@ -509,6 +517,12 @@ class Keeper:
 
     def _decide_and_act(self, now: int, snapshot: Snapshot, reading: Any, base_qty: Decimal) -> CycleResult:
         spec = self.spec
+        if base_qty <= 0:  # the strategy's fractions are of Q: there is no hedge left to size them against
+            self._halt(
+                now,
+                f"deleveraging sold the whole hedge (base quantity {base_qty}): nothing left to keep; the "
+                "journal keeps its history for perphedge status; start a new hedge (new journal_path) to deploy again",
+            )
         q = float(base_qty)
         spot_fraction = float(snapshot.spot_base) / q
         perp_fraction = float(snapshot.perp_qty_base) / q
