@@ -434,3 +434,24 @@ def test_a_position_already_past_its_liquidation_price_at_the_open_is_liquidated
     assert result.attribution["perp_pnl_usd"] == 0.0  # opened and closed at the same open
     assert "opened beyond its liquidation price" in result.events[2].detail
     assert abs(attribution_gap(result)) < 0.005
+
+
+def test_withdraw_excess_leaves_the_margin_the_collateral_policy_restores(btc_8h: MarketData) -> None:
+    # At 5x the initial margin of a BTC short is 20 % of its notional: margin ratio 0.4 % / 20 % = 2 %,
+    # the default sell_spot trigger. Withdrawing down to it made the policy sell spot at the next close,
+    # the sale was moved into the futures wallet and withdrawn again: 535 reductions sold every coin of
+    # the hedge in 2023-24 (and an hourly SOL run shrank the base quantity to 0 and divided by it).
+    window = {"start": ts("2023-01-01"), "end": ts("2024-06-01"), "leverage": 5.0}
+    kept = run_backtest(btc_8h, build_strategy("full"), BacktestConfig(**window))
+    withdrawn = run_backtest(btc_8h, build_strategy("full"), BacktestConfig(**window, withdraw_excess=True))
+    # margin withdrawn on dips must be made up by selling spot on the next rise (10 reductions against
+    # 6), but no longer hundreds
+    reductions = sum(e.kind == "reduce" for e in withdrawn.events)
+    assert reductions <= 2 * sum(e.kind == "reduce" for e in kept.events)
+    assert withdrawn.base_qty > 0.3 * kept.base_qty > 0
+    assert any(withdrawn.ledger["note"] == "withdraw excess margin")  # it still withdraws
+    # after each withdrawal the margin ratio is at most the policy's target
+    closes = withdrawn.timeseries
+    withdraw_ts = withdrawn.ledger.loc[withdrawn.ledger["note"] == "withdraw excess margin", "ts"].unique()
+    assert (closes.loc[pd.DatetimeIndex(withdraw_ts), "margin_ratio"] <= 0.008 + 1e-12).all()
+    assert abs(attribution_gap(withdrawn)) < 0.005

@@ -33,7 +33,8 @@ from perphedge.strategies.base import Strategy
 from perphedge.units import MS_PER_DAY
 
 WITHDRAW_MIN_FRACTION_OF_IM = 0.01
-"""``withdraw_excess`` moves margin above the initial margin only when it exceeds 1 % of it (no dust rows)."""
+"""``withdraw_excess`` moves margin above what it keeps (the initial margin, and with a collateral policy at
+least the margin at ``target_margin_ratio``) only when it exceeds 1 % of the initial margin (no dust rows)."""
 
 
 def _liquidation_price(perp_qty: float, entry: float, wallet: float, table: BracketTable) -> float | None:
@@ -403,7 +404,13 @@ def simulate_linear(
                     lp_dirty = True
             if not frozen and config.withdraw_excess and not holdings_changed:
                 initial_margin = notional / leverage
-                excess = min(balance - initial_margin, wallet)
+                # keep at least the initial margin and, with a collateral policy, the margin that holds the
+                # ratio at its target: withdrawing below the trigger's margin made sell_spot sell at the next
+                # close, and the sale moved into the wallet was withdrawn again, until no coin was left
+                keep_margin = initial_margin
+                if policy != "none":
+                    keep_margin = max(keep_margin, maintenance / config.target_margin_ratio)
+                excess = min(balance - keep_margin, wallet)
                 if excess > WITHDRAW_MIN_FRACTION_OF_IM * initial_margin:
                     wallet -= excess
                     cash += excess
