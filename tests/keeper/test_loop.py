@@ -211,3 +211,40 @@ def test_funding_paid_before_a_liquidation_is_modelled_with_the_position_held_th
     assert not [ln for ln in _log(spec) if ln["event"] == "funding.mismatch"]
     assert keeper.journal.book() == (q, Decimal(0))
     close(keeper)
+
+
+def test_a_liquidation_is_attributed_to_the_perp_and_only_its_cost_beyond_the_mark_to_other(
+    tmp_path: Path,
+) -> None:
+    from perphedge.keeper.status import hedge_status
+    from perphedge.venues.paper import Fault, FaultKind
+
+    spec = make_spec(tmp_path)
+    keeper, venue = make_keeper(spec)
+    keeper.cycle()
+    position = venue.fetch_perp_position(PERP)
+    wallet_before = venue.fetch_balances("", "").futures_wallet_usd
+    venue.inject(  # a gap 1 % past the liquidation price: the short is closed at its liquidation price
+        Fault(
+            kind=FaultKind.PRICE_GAP,
+            price_factor=float(position.liquidation_price_usd / position.mark_price_usd) * 1.01,
+        )
+    )
+    with pytest.raises(KeeperHalted):
+        keeper.cycle()
+    (liquidation,) = venue.liquidations
+    qty, price, fee = (Decimal(liquidation[k]) for k in ("qty_base", "price_usd", "fee_usd"))
+    mark = venue.fetch_quote("", "").mark_price_usd
+    wallet_after = venue.fetch_balances("", "").futures_wallet_usd
+    # the wallet after the close at the LP and the fee (floored at 0: the insurance fund takes the rest)
+    assert wallet_after == max(wallet_before + qty * (price - position.entry_price_usd) - fee, Decimal(0))
+    pnl = {k: Decimal(v) for k, v in hedge_status(spec, venue, keeper.journal, venue.now_ms())["pnl"].items()}
+    # the perp's loss up to the mark at which the keeper found it gone is perp PnL (it was all in other_usd);
+    # other_usd is what the journal cannot see: the clearance fee and the close at the LP instead of the mark
+    assert pnl["other_usd"] == wallet_after - (wallet_before + qty * (mark - position.entry_price_usd))
+    assert pnl["perp_pnl_usd"] < -abs(pnl["other_usd"])
+    assert (
+        sum(pnl[k] for k in ("spot_pnl_usd", "perp_pnl_usd", "funding_usd", "fees_usd", "other_usd"))
+        == (pnl["total_usd"])
+    )
+    close(keeper)

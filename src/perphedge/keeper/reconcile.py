@@ -151,6 +151,9 @@ def reconcile_holdings(
         "spot_venue": str(venue_spot),
         "perp_journal": str(perp_book),
         "perp_venue": str(venue_perp),
+        # the prices the difference is valued at in the PnL attribution (keeper/status.py)
+        "spot_price_usd": str(snapshot.quote.spot_price_usd),
+        "mark_price_usd": str(snapshot.quote.mark_price_usd),
         "resolution": "adopted the venue's holdings",
     }
     journal.set_book(

@@ -9,6 +9,11 @@ PnL attribution since the keeper's start (USD; transfers between the hedge's own
 - ``fees_usd`` = −Σ fees of all fills;
 - ``other_usd`` = equity change − the four above (liquidation clearance fees, borrow interest, or
   anything the journal did not see; 0 when everything is explained).
+
+A holdings difference the keeper adopted from the venue (a liquidation, a trade outside the keeper) is
+counted in the spot and perp PnL as if traded at the spot price and mark at which it was found
+(journalled with the ``reconcile.difference`` event); ``other_usd`` then holds only what that
+valuation misses, e.g. a liquidation's clearance fee and its close at the liquidation price.
 """
 
 from __future__ import annotations
@@ -140,6 +145,16 @@ def _attribution(
             spot_cash -= qty * price
         else:
             perp_cash -= qty * price
+    for event in journal.events("reconcile.difference"):
+        detail = event["detail"]
+        if "mark_price_usd" not in detail:  # journalled before the prices were recorded: left to other
+            continue
+        spot_cash -= (Decimal(detail["spot_venue"]) - Decimal(detail["spot_journal"])) * Decimal(
+            detail["spot_price_usd"]
+        )
+        perp_cash -= (Decimal(detail["perp_venue"]) - Decimal(detail["perp_journal"])) * Decimal(
+            detail["mark_price_usd"]
+        )
     totals = journal.totals()
     spot_pnl = spot * spot_price - start_spot * start_price + spot_cash
     perp_pnl = perp_cash + perp * mark
