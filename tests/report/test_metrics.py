@@ -493,3 +493,29 @@ def test_calc_summary_of_a_run_whose_equity_went_negative_still_reports() -> Non
     assert per_year.loc[2023, "return"] < -1
     assert math.isnan(per_year.loc[2024, "return"])  # started the year below 0
     assert np.isfinite(to_drawdown_series(equity)).all()
+
+
+def test_calc_summary_funding_apr_of_the_inverse_hedge_is_on_its_contracts_notional() -> None:
+    # The coin-margined full hedge shorts a fixed USD value (whole contracts) for six years; its coins in
+    # the spot leg are worth 7x more by 2026 but the perp notional is not. The APR used spot coins ×
+    # price as the notional and reported 4.5 % where the settlements averaged 12.6 %.
+    from perphedge.data.brackets import bundled_coinm_bracket_table
+    from perphedge.engine.accounts import BracketSchedule
+    from perphedge.engine.config import BacktestConfig
+    from perphedge.engine.loop import run_backtest
+    from perphedge.strategies.registry import build_strategy
+
+    market = btc_8h()
+    result = run_backtest(
+        market,
+        build_strategy("full"),
+        BacktestConfig(contract="inverse"),
+        brackets=BracketSchedule.single(bundled_coinm_bracket_table("BTCUSD")),
+    )
+    funding = result.ledger[result.ledger["kind"] == "funding"]
+    notional_usd = (funding["qty_base"] * funding["price_usd"]).abs()  # contracts × size at each settlement
+    assert notional_usd.max() == pytest.approx(notional_usd.min())  # one position held throughout
+    summary = calc_summary(result)
+    expected = summary["funding_usd"] / (float(notional_usd.iloc[0]) * summary["years"])
+    assert summary["realised_funding_apr_on_hedged_notional"] == pytest.approx(expected, rel=0.01)
+    assert 0.10 < expected < 0.15  # near the settlements' mean of 12.6 % (funding valued at spot)

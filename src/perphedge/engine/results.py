@@ -11,7 +11,9 @@ USDT is treated as USD throughout (1 USDT = 1 USD).
     cash_usd                   USD cash in the spot wallet (including any reserve)
     net_exposure_base          spot coins + signed perp coins (linear) / coin-equivalent (inverse)
     net_exposure_pct           net exposure / base quantity (0 = neutral, 1 = 100 % long, 2 = 200 %)
-    hedge_ratio                |perp notional| / spot notional (0 when no spot)
+    hedge_ratio                |perp notional| / spot notional (0 when no spot); the spot notional is
+                               |spot_value_usd| (linear) or, inverse, the account's coins at the spot
+                               price (spot_value_usd + perp_value_usd)
     margin_ratio               maintenance margin / margin balance (Binance's definition; 1 = liquidation)
     liquidation_distance_pct   (liquidation price − mark) / mark; NaN when there is no liquidation price
     cumulative_funding_usd     funding received to date (negative = paid)

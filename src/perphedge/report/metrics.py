@@ -415,19 +415,25 @@ def calc_time_hedged(timeseries: pd.DataFrame) -> float:
     return float(np.mean(hedged))
 
 
-def calc_realised_funding_apr(timeseries: pd.DataFrame, funding_usd: float) -> float:
+def calc_realised_funding_apr(
+    timeseries: pd.DataFrame, funding_usd: float, *, contract: str = "linear"
+) -> float:
     """Return the funding received per year per USD of perp notional held (fraction, simple APR).
 
     ``funding_usd / Σ_t (perp notional_t × bar length_t in years)``, with perp notional =
-    ``hedge_ratio × |spot_value_usd|`` (the definition of the hedge ratio in engine/results.py) and
+    ``hedge_ratio × spot notional``, the spot notional being the one the engine divides by
+    (engine/results.py): ``|spot_value_usd|`` for a linear hedge; for ``contract="inverse"`` the
+    coins of the whole account, ``spot_value_usd + perp_value_usd`` (the spot coins, once the
+    short's realised PnL and funding in coins are added, are what the contracts are set against).
     365-day years. For a full hedge that settled 0.01 % every 8 h throughout, this is 10.95 %.
     ``nan`` when no perp position was ever held.
     """
     if len(timeseries) < 2:
         return math.nan
-    notional = timeseries["hedge_ratio"].to_numpy(dtype=float) * np.abs(
-        timeseries["spot_value_usd"].to_numpy(dtype=float)
-    )
+    spot_notional = timeseries["spot_value_usd"].to_numpy(dtype=float)
+    if contract == "inverse":
+        spot_notional = spot_notional + timeseries["perp_value_usd"].to_numpy(dtype=float)
+    notional = timeseries["hedge_ratio"].to_numpy(dtype=float) * np.abs(spot_notional)
     notional = np.where(np.isfinite(notional), notional, 0.0)
     spacing_years = np.diff(pd.DatetimeIndex(timeseries.index).as_unit("ns").asi8) / (
         HOURS_PER_YEAR * 3_600 * 1e9
@@ -587,7 +593,7 @@ def calc_summary(result: BacktestResult) -> dict[str, Any]:
         "worst_margin_ratio": float(margin.max()) if margin.size else None,
         "min_liquidation_distance": float(distance.min()) if distance.size else None,
         "realised_funding_apr_on_hedged_notional": calc_realised_funding_apr(
-            timeseries, attribution["funding_usd"]
+            timeseries, attribution["funding_usd"], contract=str(result.settings.get("contract", "linear"))
         ),
         "spot_qty_start_base": _spot_qty(timeseries, 0),
         "spot_qty_end_base": _spot_qty(timeseries, -1),
