@@ -248,3 +248,29 @@ def test_a_liquidation_is_attributed_to_the_perp_and_only_its_cost_beyond_the_ma
         == (pnl["total_usd"])
     )
     close(keeper)
+
+
+def test_funding_paid_on_a_fill_recovered_after_a_restart_is_modelled_on_the_filled_position(
+    tmp_path: Path,
+) -> None:
+    from perphedge.venues.paper import Fault, FaultKind, SimulatedCrash
+    from perphedge.venues.port import Leg
+
+    spec = make_spec(tmp_path)
+    keeper, venue = make_keeper(spec)
+    venue.inject(Fault(kind=FaultKind.CRASH_AFTER_SUBMIT, leg=Leg.PERP))
+    with pytest.raises(SimulatedCrash):  # the short is open at the venue, its fill not journalled
+        keeper.cycle()
+    close(keeper)
+    filled_at = venue.now_ms()
+    venue.advance(3)  # down for a day: three settlements paid to the short
+    keeper2, _ = make_keeper(spec)
+    keeper2.cycle()
+    (perp_fill,) = [f for f in keeper2.journal.fills() if f["leg"] == "perp"]
+    assert perp_fill["ts_ms"] == filled_at  # when the venue filled it, not when the restart found it
+    rows = keeper2.journal.funding_rows()
+    assert len(rows) == 3
+    for row in rows:  # each modelled on the short held then (it was modelled on 0 before the restart)
+        assert row["model_amount_usd"] == row["amount_usd"] and Decimal(row["amount_usd"]) != 0
+    assert not [ln for ln in _log(spec) if ln["event"] == "funding.mismatch"]
+    close(keeper2)

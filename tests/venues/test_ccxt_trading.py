@@ -90,6 +90,7 @@ def test_fee_in_the_base_coin_is_valued_at_the_fill_price() -> None:
     assert "clOrdId=phbtcdemod1sm0" in ex.replay_calls[0].url
     assert status.filled_qty_base == Decimal("0.1") and status.average_price_usd == Decimal("101.58")
     assert status.fee_usd == Decimal("0.0001") * Decimal("101.58")  # 0.010158 USDT, not 0.0001
+    assert status.last_fill_ts_ms == 1712410901850  # the recorded fillTime, not the creation time (…848)
 
 
 def test_binance_order_looked_up_by_client_id() -> None:
@@ -101,6 +102,7 @@ def test_binance_order_looked_up_by_client_id() -> None:
     assert "origClientOrderId=phbtcdemod1sm0" in ex.replay_calls[0].url
     assert status.state is OrderState.CLOSED and status.filled_qty_base == Decimal("0.1")
     assert status.average_price_usd == Decimal("90.8") and status.side is OrderSide.SELL
+    assert status.last_fill_ts_ms == 1679571174472  # the recorded order's time (a filled market order)
 
 
 def test_order_not_found_means_none_and_outage_is_unavailable() -> None:

@@ -387,6 +387,9 @@ class Journal:
         if previous is None:
             raise KeyError(f"order {status.client_order_id} was never journalled as an intent")
         delta = status.filled_qty_base - previous.filled_qty_base
+        # the fill's own time when the venue gives it (a fill recovered after a restart happened earlier);
+        # never later than now
+        fill_ts_ms = ts_ms if status.last_fill_ts_ms is None else min(ts_ms, status.last_fill_ts_ms)
         with self._conn:
             self._conn.execute(
                 "UPDATE orders SET state = ?, exchange_order_id = ?, filled_qty_base = ?, average_price_usd = ?, "
@@ -413,7 +416,7 @@ class Journal:
                         str(signed),
                         None if price is None else str(price),
                         str(status.fee_usd - previous.fee_usd),
-                        ts_ms,
+                        fill_ts_ms,
                     ),
                 )
                 key = "book_spot_base" if previous.leg is Leg.SPOT else "book_perp_qty"

@@ -274,6 +274,10 @@ class CcxtVenue:
             filled_qty_base=filled,
             average_price_usd=_dec(order.get("average")),
             fee_usd=fee,
+            # ccxt's unified last fill time, else the order's time (a market order fills as it is placed)
+            last_fill_ts_ms=None
+            if not filled
+            else _int_or_none(order.get("lastTradeTimestamp") or order.get("timestamp")),
         )
 
     def _fee_usd(self, order: dict[str, Any], symbol: str) -> Decimal:
@@ -423,3 +427,7 @@ class LivePublicFeed:
 
 
 __all__ = ["CcxtVenue", "LivePublicFeed", "market_rules_from_ccxt"]
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)

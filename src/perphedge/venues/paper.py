@@ -686,6 +686,7 @@ def _status_from_record(record: dict[str, Any]) -> OrderStatus:
         filled_qty_base=Decimal(record["filled_qty_base"]),
         average_price_usd=Decimal(record["average_price_usd"]) if record["average_price_usd"] else None,
         fee_usd=Decimal(record["fee_usd"]),
+        last_fill_ts_ms=int(record["ts_ms"]) if Decimal(record["filled_qty_base"]) else None,
     )
 
 

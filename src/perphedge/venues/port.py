@@ -186,6 +186,9 @@ class OrderStatus:
     filled_qty_base: Decimal
     average_price_usd: Decimal | None
     fee_usd: Decimal
+    # when the venue last filled it (UTC ms; None when the venue does not say): a fill found only after a
+    # restart is journalled at this time, so funding settled in between is modelled on the filled position
+    last_fill_ts_ms: int | None = None
 
     @property
     def signed_filled_qty_base(self) -> Decimal:
