@@ -455,3 +455,22 @@ def test_withdraw_excess_leaves_the_margin_the_collateral_policy_restores(btc_8h
     withdraw_ts = withdrawn.ledger.loc[withdrawn.ledger["note"] == "withdraw excess margin", "ts"].unique()
     assert (closes.loc[pd.DatetimeIndex(withdraw_ts), "margin_ratio"] <= 0.008 + 1e-12).all()
     assert abs(attribution_gap(withdrawn)) < 0.005
+
+
+def test_buy_and_hold_puts_the_reserve_in_spot_too(btc_8h: MarketData) -> None:
+    # "the whole capital (plus any reserve) in spot": the benchmark run kept a 5,000 USD reserve as cash
+    # (30,536 USD at the end of 2023) while every result's buy_and_hold_equity_usd column, its own
+    # included, bought spot with it (38,304 USD): two benchmarks for one run. In cross mode the reserve
+    # was even deposited in a futures wallet the benchmark has no use for.
+    for margin_mode in ("isolated", "cross"):
+        config = BacktestConfig(
+            start=ts("2023-01-01"), end=ts("2024-01-01"), reserve_usd=5_000.0, margin_mode=margin_mode
+        )
+        hold = run_buy_and_hold(btc_8h, config)
+        hedge = run_backtest(btc_8h, build_strategy("full"), config)
+        coins = 15_000 / (btc_8h.bars.at[ts("2023-01-01"), "spot_open"] * 1.001)
+        final = coins * btc_8h.bars["spot_close"][ts("2023-12-31 16:00")]
+        assert hold.final_equity_usd == pytest.approx(final)
+        assert hold.timeseries["buy_and_hold_equity_usd"].iloc[-1] == pytest.approx(final)
+        assert hedge.timeseries["buy_and_hold_equity_usd"].iloc[-1] == pytest.approx(final)
+        assert (hold.ledger["kind"] != "transfer").all()  # nothing moved to a futures wallet

@@ -120,13 +120,14 @@ def simulate_linear(
         initial_equity = capital + reserve
         cash = initial_equity
         if all_spot:
-            spot_budget, collateral = capital, 0.0
+            # the benchmark holds the whole capital and any reserve as spot (no perp needs a reserve)
+            spot_budget, collateral = capital + reserve, 0.0
         else:
             split = split_capital(capital, leverage)
             spot_budget, collateral = split.spot_budget_usd, split.collateral_usd
         # the spot budget pays for the coins, the entry slippage and the entry fee
         base_qty = spot_budget / (so[i0] * (1.0 + slip / 10_000.0) * (1.0 + fee_spot))
-    wallet_deposit = collateral + (reserve if cross else 0.0)
+    wallet_deposit = collateral + (reserve if cross and not all_spot else 0.0)
     wallet = 0.0
     if wallet_deposit > 0:
         cash -= wallet_deposit
