@@ -200,3 +200,17 @@ def test_live_keys_from_the_environment_are_redacted_from_every_output(tmp_path:
     assert secret not in result.output and "key-0a1b2c3d" not in result.output
     for path in tmp_path.iterdir():
         assert secret.encode() not in path.read_bytes() and b"key-0a1b2c3d" not in path.read_bytes(), path
+
+
+def test_a_start_after_the_bundled_history_names_its_last_bar_as_a_date(tmp_path: Path) -> None:
+    config = write_spec(tmp_path)
+    text = config.read_text()
+    assert 'start = "2024-01-01"' in text
+    config.write_text(text.replace('start = "2024-01-01"', 'start = "2030-01-01"'))
+    proc = subprocess.run(
+        [str(PERPHEDGE), "keep", "--config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    message = " ".join(proc.stderr.split())
+    # the last bundled BTCUSDT 8h bar opens 2026-02-24 08:00 UTC (it said "1771920000000 ms")
+    assert "paper.start" in message and "2026-02-24T08:00" in message and " ms" not in message

@@ -20,7 +20,7 @@ from perphedge.keeper.loop import Keeper
 from perphedge.keeper.spec import HedgeSpec
 from perphedge.mechanics.brackets import BracketTable
 from perphedge.strategies.registry import build_strategy
-from perphedge.units import parse_utc
+from perphedge.units import parse_utc, ts_ms_to_datetime
 from perphedge.venues.paper import PaperAccount, PaperVenue, ReplayFeed
 from perphedge.venues.port import Leg, MarketRules, OrderSide, TradingVenue, to_decimal
 
@@ -84,8 +84,9 @@ def build_paper_venue(
         start_cursor = feed.start_position(start_ms)
         if start_cursor >= feed.bar_count - 1:
             raise ConfigError(
-                f"is after the bundled history of {market.symbol}, which ends at bar "
-                f"{int(feed.bar_open_ts_ms[-1])} ms; choose an earlier start",
+                f"it was {spec.paper.start!r}, at or after the last bar of the bundled {market.symbol} "
+                f"{spec.paper.timeframe} history (it opens {ts_ms_to_datetime(int(feed.bar_open_ts_ms[-1])).isoformat()}); "
+                "choose an earlier start",
                 key_path="paper.start",
             )
     p = spec.paper
