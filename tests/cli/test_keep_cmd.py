@@ -164,6 +164,15 @@ def test_kill_switch_exits_5_refuses_to_restart_until_clear_halt(tmp_path: Path)
         timeout=60,
     )
     assert again.returncode == 5 and "--clear-halt" in again.stderr
+    # --clear-halt with the same limit: the loss still counts from the first start, so it fires again and
+    # says which key to raise
+    cleared = subprocess.run(
+        [str(PERPHEDGE), "keep", "--config", str(config), "--cycles", "1", "--clear-halt"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cleared.returncode == 5 and "raise risk.max_loss_usd" in " ".join(cleared.stderr.split())
 
 
 def test_live_keys_from_the_environment_are_redacted_from_every_output(tmp_path: Path, monkeypatch) -> None:

@@ -102,7 +102,10 @@ def max_loss_reason(
         return None
     loss = start_equity_usd + net_deposits_usd - equity_usd
     if loss > to_decimal(max_loss_usd):
-        return f"loss since start is {loss:.2f} USD, above max_loss_usd {max_loss_usd:g}: kill switch"
+        return (
+            f"loss since start is {loss:.2f} USD, above max_loss_usd {max_loss_usd:g}: kill switch (the loss "
+            "counts from the first start: raise risk.max_loss_usd before --clear-halt, or it fires again)"
+        )
     return None
 
 
