@@ -111,3 +111,9 @@ def test_a_short_reopened_after_a_rally_covers_the_coins_held_not_the_starting_c
     assert (
         abs(sum(result.attribution.values()) - (result.final_equity_usd - result.initial_equity_usd)) < 0.005
     )
+
+
+def test_missing_coin_m_brackets_point_to_the_bundled_table(btc_8h: MarketData) -> None:
+    # the message used to say that no COIN-M table is bundled; Binance's BTCUSD table is
+    with pytest.raises(ConfigError, match=r"bundled_coinm_bracket_table\(symbol\)\) \(bundled: BTCUSD\)"):
+        run_backtest(btc_8h, build_strategy("full"), INVERSE)

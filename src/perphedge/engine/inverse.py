@@ -42,10 +42,14 @@ def check_inverse_config(
         ConfigError: no COIN-M ``brackets``; a collateral policy, withdraw or reinvest option; reverse carry.
     """
     if brackets is None:
+        from perphedge.data.brackets import bundled_coinm_symbols
+
         raise ConfigError(
-            "contract='inverse' needs the COIN-M maintenance brackets in coin notional, and perphedge bundles "
-            "USDⓈ-M brackets only; pass brackets=BracketSchedule.single(BracketTable.single(symbol, mmr, "
-            "maintenance_amount_coin)) with the exchange's COIN-M MMR (Binance BTCUSD: 0.4 % in the first bracket)",
+            "contract='inverse' needs the COIN-M maintenance brackets in coin notional; pass "
+            "brackets=BracketSchedule.single(perphedge.data.brackets.bundled_coinm_bracket_table(symbol)) "
+            f"(bundled: {', '.join(bundled_coinm_symbols())}), or for another coin "
+            "BracketSchedule.single(BracketTable.single(symbol, mmr, maintenance_amount_coin)) with the exchange's "
+            "COIN-M MMR",
             key_path="contract",
         )
     unsupported = [

@@ -100,7 +100,7 @@ def run_backtest(
     the bundle lacks, or a user's own MMR).
 
     ``contract="inverse"`` simulates the coin-margined hedge (see ``engine.inverse.simulate_inverse``); it needs
-    ``brackets`` in coin notional (COIN-M tables are not bundled).
+    ``brackets`` in coin notional (``data.brackets.bundled_coinm_bracket_table`` has Binance's BTCUSD).
 
     Raises:
         ConfigError: an unsupported setting, or a leverage above what the symbol's bracket allows.
