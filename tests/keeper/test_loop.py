@@ -274,3 +274,24 @@ def test_funding_paid_on_a_fill_recovered_after_a_restart_is_modelled_on_the_fil
         assert row["model_amount_usd"] == row["amount_usd"] and Decimal(row["amount_usd"]) != 0
     assert not [ln for ln in _log(spec) if ln["event"] == "funding.mismatch"]
     close(keeper2)
+
+
+def test_status_after_a_crash_counts_the_fill_the_journal_has_not_recorded_yet(tmp_path: Path) -> None:
+    from perphedge.keeper.status import hedge_status
+    from perphedge.venues.paper import Fault, FaultKind, SimulatedCrash
+    from perphedge.venues.port import Leg
+
+    spec = make_spec(tmp_path)
+    keeper, venue = make_keeper(spec)
+    venue.inject(Fault(kind=FaultKind.CRASH_AFTER_SUBMIT, leg=Leg.PERP))
+    with pytest.raises(SimulatedCrash):  # the short is open at the venue, its fill not journalled
+        keeper.cycle()
+    status = hedge_status(spec, venue, keeper.journal, venue.now_ms())
+    pnl = {k: Decimal(v) for k, v in status["pnl"].items()}
+    # the venue's short is valued with its own fill (perp PnL was −Q × mark, other_usd +Q × mark: ~10,000)
+    assert pnl["other_usd"] == 0
+    perp_fee = Decimal(venue._s.orders["phbtcdemod1pm0"]["fee_usd"])
+    spot_fee = Decimal(venue._s.orders["phbtcdemod1sm0"]["fee_usd"])
+    assert pnl["fees_usd"] == -(perp_fee + spot_fee)
+    assert keeper.journal.pending_orders()  # status only reads: the next keep journals the fill
+    close(keeper)

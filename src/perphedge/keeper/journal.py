@@ -406,7 +406,7 @@ class Journal:
             )
             if delta > 0:
                 signed = delta if status.side.value == "buy" else -delta
-                price = _increment_price(previous, status, delta)
+                price = increment_price(previous, status, delta)
                 self._conn.execute(
                     "INSERT INTO fills VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -573,7 +573,8 @@ class Journal:
         }
 
 
-def _increment_price(previous: OrderRecord, status: OrderStatus, delta: Decimal) -> Decimal | None:
+def increment_price(previous: OrderRecord, status: OrderStatus, delta: Decimal) -> Decimal | None:
+    """Return the average price of the fill increment ``delta`` between a journalled order and the venue's view."""
     if status.average_price_usd is None:
         return None
     if previous.average_price_usd is None or previous.filled_qty_base == 0:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from perphedge.keeper.journal import Journal
+from perphedge.keeper.journal import Journal, increment_price
 from perphedge.keeper.reconcile import take_snapshot
 from perphedge.keeper.risk import read_risk
 from perphedge.keeper.spec import HedgeSpec
@@ -82,6 +82,7 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
     if start_equity is not None:
         pnl = _attribution(
             journal,
+            _unrecorded_fills(venue, journal),
             snap.equity_usd,
             Decimal(start_equity),
             spot,
@@ -126,8 +127,32 @@ def hedge_status(spec: HedgeSpec, venue: TradingVenue, journal: Journal, now_ms:
     return status
 
 
+def _unrecorded_fills(venue: TradingVenue, journal: Journal) -> list[dict[str, Any]]:
+    """Return the fills the venue reports for orders the journal still has pending (a crash between an order's
+    fill and its journalling), shaped like ``Journal.fills()`` rows; read-only: the next keeper cycle journals them.
+
+    Without them the venue's holdings (in equity) would be valued without the trades that made them."""
+    rows = []
+    for record in journal.pending_orders():
+        status = venue.fetch_order_by_client_id(record.symbol, record.client_order_id)
+        if status is None or status.filled_qty_base <= record.filled_qty_base:
+            continue
+        delta = status.filled_qty_base - record.filled_qty_base
+        price = increment_price(record, status, delta)
+        rows.append(
+            {
+                "leg": record.leg.value,
+                "signed_delta_qty_base": str(delta if status.side.value == "buy" else -delta),
+                "price_usd": None if price is None else str(price),
+                "fee_usd": str(status.fee_usd - record.fee_usd),
+            }
+        )
+    return rows
+
+
 def _attribution(
     journal: Journal,
+    unrecorded_fills: list[dict[str, Any]],
     equity: Decimal,
     start_equity: Decimal,
     spot: Decimal,
@@ -138,7 +163,7 @@ def _attribution(
     start_spot = Decimal(journal.get_meta("start_spot_base") or "0")
     start_price = Decimal(journal.get_meta("start_spot_price_usd") or "0")
     spot_cash = perp_cash = fees = Decimal(0)
-    for fill in journal.fills():
+    for fill in [*journal.fills(), *unrecorded_fills]:
         qty, price = Decimal(fill["signed_delta_qty_base"]), Decimal(fill["price_usd"] or "0")
         fees += Decimal(fill["fee_usd"])
         if fill["leg"] == "spot":
