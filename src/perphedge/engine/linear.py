@@ -367,6 +367,47 @@ def simulate_linear(
                         lp_dirty = True
                         balance += add
                         margin_ratio = maintenance / balance
+                elif policy == "sell_spot" and spot_qty < 0.0 and perp_qty > 0.0:
+                    # reverse carry: the long perp loses as the price falls while the short spot gains in the
+                    # spot wallet; its free cash (beyond what buying the borrowed coins back costs) moves first,
+                    # and both legs shrink alike only if it does not restore the target ratio
+                    free_cash = cash + spot_qty * spot_px
+                    add = min(maintenance / config.target_margin_ratio - balance, max(free_cash, 0.0))
+                    if add > 0.0:
+                        cash -= add
+                        wallet += add
+                        balance += add
+                        ledger.transfer(
+                            close_ms, "spot", "perp", add, "free spot cash → futures wallet (top-up)"
+                        )
+                        events.append(
+                            BacktestEvent(
+                                ts=ts_of(close_ms),
+                                kind="top_up",
+                                detail=f"margin ratio {margin_ratio:.1%} > {config.trigger_margin_ratio:.0%}: "
+                                f"moved {add:,.2f} USD of free spot-wallet cash (beyond the borrowed coins' value) "
+                                "into the futures wallet",
+                            )
+                        )
+                        lp_dirty = True
+                        margin_ratio = maintenance / balance
+                    if margin_ratio > config.target_margin_ratio * (1.0 + 1e-9):
+                        # buying back borrowed coins frees no cash: only the smaller maintenance margin helps
+                        keep = (config.target_margin_ratio * balance + brackets_now.cum) / (
+                            notional * brackets_now.mmr
+                        )
+                        keep = min(max(keep, 0.0), 1.0)
+                        if 0.0 < keep < 1.0:
+                            base_qty *= keep
+                            holdings_changed = True
+                            events.append(
+                                BacktestEvent(
+                                    ts=ts_of(close_ms),
+                                    kind="reduce",
+                                    detail=f"margin ratio {margin_ratio:.1%} > {config.trigger_margin_ratio:.0%} with no "
+                                    f"free spot-wallet cash left: shrink both legs to {keep:.2%}",
+                                )
+                            )
                 elif policy == "sell_spot" and spot_qty > 0.0:
                     target_ratio = config.target_margin_ratio
                     a_mm = notional * brackets_now.mmr
@@ -375,7 +416,7 @@ def simulate_linear(
                         a_mm + target_ratio * b_spot
                     )
                     keep = min(max(keep, 0.0), 1.0)
-                    if keep < 1.0:
+                    if 0.0 < keep < 1.0:  # 0 would leave no base quantity: then liquidation decides
                         base_qty *= keep
                         pend_shrink_value = (1.0 - keep) * spot_qty * spot_px * (1.0 - fee_spot)
                         holdings_changed = True
