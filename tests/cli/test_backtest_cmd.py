@@ -158,6 +158,11 @@ def test_compare_table_names_each_strategy(monkeypatch, capsys) -> None:
         (["backtest", "--symbol", "BTCUSDT", "--fee-spot", "0.1"], "fee_spot"),
         (["backtest", "--symbol", "BTCUSDT", "--start", "yesterday"], "not an ISO date"),
         (["backtest", "--symbol", "BTCUSDT", "--report", "out.txt"], "--report must name an .html file"),
+        # a report under a file used to run the whole backtest, then die in mkdir with a traceback
+        (
+            ["backtest", "--symbol", "BTCUSDT", "--report", str(Path(__file__)) + "/r.html"],
+            "is not a writable directory",
+        ),
         (["compare", "--symbol", "BTCUSDT", "--start", "2030-01-01"], "bar"),
     ],
 )
@@ -331,3 +336,33 @@ def test_downloaded_data_is_validated_before_the_backtest(tmp_path: Path, monkey
     assert json.loads(good_out)["start"].startswith("2024-01-01")
     assert bad_code == 2
     assert "spot_low" in bad_err and len(bad_err.strip().splitlines()) <= 3
+
+
+def test_a_report_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    # the directory passes the early check but writing fails (a full disk): no traceback
+    report = tmp_path / "full.html"
+    real_write_text = Path.write_text
+
+    def disk_full(self: Path, *args: object, **kwargs: object) -> int:
+        if self == report:
+            raise OSError(28, "No space left on device", str(self))
+        return real_write_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    code, out, err = run_cli(
+        [
+            "backtest",
+            "--symbol",
+            "BTCUSDT",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-10",
+            "--report",
+            str(report),
+        ],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 2 and out == ""
+    assert err.startswith("error: --report") and "No space left on device" in err and err.count("\n") == 1

@@ -188,3 +188,19 @@ def test_installed_script_help_documents_every_option() -> None:
         "PERPHEDGE_<EXCHANGE>_API_KEY",
     ):
         assert option in out.stdout
+
+
+def test_bad_data_dir_or_empty_symbol_is_refused_before_any_request(
+    replayed: list[Any], tmp_path: Path
+) -> None:
+    not_a_dir = tmp_path / "cache"
+    not_a_dir.write_text("mine")
+    result = fetch("--since", "2024-01-30T16:00Z", "--data-dir", str(not_a_dir / "sub"))
+    assert result.exit_code == 2 and "is not a writable directory" in result.stderr
+    assert result.stderr.count("\n") == 1
+    empty = RUNNER.invoke(
+        app, ["data", "fetch", "--exchange", "binance", "--symbol", " ", "--since", "2024-01-30"]
+    )
+    assert empty.exit_code == 2 and "--symbol was ' '" in empty.stderr
+    assert replayed == []  # no exchange was even created
+    assert not_a_dir.read_text() == "mine"

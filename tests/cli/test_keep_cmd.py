@@ -223,3 +223,11 @@ def test_a_start_after_the_bundled_history_names_its_last_bar_as_a_date(tmp_path
     message = " ".join(proc.stderr.split())
     # the last bundled BTCUSDT 8h bar opens 2026-02-24 08:00 UTC (it said "1771920000000 ms")
     assert "paper.start" in message and "2026-02-24T08:00" in message and " ms" not in message
+
+
+def test_a_speed_that_is_not_a_finite_number_is_refused(tmp_path: Path) -> None:
+    # float('nan') parsed: the replay clock then slept nan seconds
+    config = write_spec(tmp_path)
+    for speed in ("nan", "inf"):
+        result = runner.invoke(app, ["keep", "--config", str(config), "--cycles", "2", "--speed", speed])
+        assert result.exit_code != 0 and "--speed must be a finite number" in str(result.exception)

@@ -153,6 +153,23 @@ def test_help_lists_every_input() -> None:
             "linear isolated positions only",
         ),
         (["--spot-qty", "1", "--price", "60000", "--mmr", "0.6"], 4, "liquidated on opening"),
+        # a 0.1 h interval compounded the APY to inf: --json died on it with a traceback
+        (
+            ["--spot-qty", "1", "--price", "60000", "--interval-hours", "0.1", "--json"],
+            2,
+            "funding interval (--interval-hours) must be at least 1 h",
+        ),
+        # a negative maintenance amount, or one above notional × MMR, made the maintenance margin negative
+        (
+            ["--spot-qty", "1", "--price", "60000", "--mmr", "0.004", "--maintenance-amount", "-100"],
+            2,
+            "--maintenance-amount must not be negative; it was -100.0",
+        ),
+        (
+            ["--spot-qty", "1", "--price", "60000", "--mmr", "0.004", "--maintenance-amount", "1e12"],
+            2,
+            "makes the maintenance margin negative",
+        ),
         (
             ["--spot-qty", "1", "--price", "60000", "--contract", "inverse", "--brackets-at", "2023-01-01"],
             2,

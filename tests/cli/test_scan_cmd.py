@@ -170,3 +170,15 @@ def test_all_failed_prints_the_errors_without_an_empty_table(monkeypatch: pytest
 def test_bad_options_exit_2_with_the_value(args: list[str], message: str) -> None:
     proc = subprocess.run([str(PERPHEDGE), "scan", *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_all_failed_is_one_error_line_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ccxt
+
+    down = {e: {"/": ccxt.ExchangeNotAvailable("down")} for e in ("bybit", "okx")}
+    monkeypatch.setattr(scanner, "_default_factory", Factory(down))
+    result = CliRunner(mix_stderr=False).invoke(app, ["scan", "--retries", "1", "--exchanges", "bybit,okx"])
+    assert result.exit_code == 3 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no exchange answered")
+    assert "bybit did not answer" in lines[0] and "okx did not answer" in lines[0]

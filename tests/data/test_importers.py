@@ -359,3 +359,74 @@ def test_unreadable_inputs_are_input_errors(btc: MarketData, tmp_path: Path) -> 
         import_market(request_for(paths, spot_path=other), tmp_path / "data")
     with pytest.raises(InputError, match="rate unit 'bps'"):
         import_market(request_for(paths, rate_unit="bps"), tmp_path / "data")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"timestamp,open,high,low,close\n", "no data rows"),
+        (bytes(range(128, 256)) * 8, "could not be read as CSV"),
+        (b'timestamp,open\n"2021-01-01,1\n', "could not be read as CSV"),
+    ],
+    ids=["empty", "header-only", "not-utf8", "unterminated-quote"],
+)
+def test_empty_or_garbled_csv_is_one_line_data_error_naming_the_file(
+    btc: MarketData, tmp_path: Path, content: bytes, message: str
+) -> None:
+    # used to escape as pandas' EmptyDataError / ParserError, UnicodeDecodeError or an IndexError
+    paths = write_user_files(btc, tmp_path / "user")
+    paths["spot"].write_bytes(content)
+    with pytest.raises(DataError, match=message) as info:
+        import_market(request_for(paths), tmp_path / "data")
+    assert str(info.value).startswith(str(paths["spot"]))
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "data").exists()  # nothing stored
+
+
+@pytest.mark.parametrize("content", [b"", b"PAR1" + bytes(range(256)) * 4], ids=["empty", "garbled"])
+def test_empty_or_garbled_parquet_is_a_data_error(btc: MarketData, tmp_path: Path, content: bytes) -> None:
+    paths = write_user_files(btc, tmp_path / "user", fmt="parquet")
+    paths["funding"].write_bytes(content)
+    with pytest.raises(DataError, match="could not be read as Parquet") as info:
+        import_market(request_for(paths), tmp_path / "data")
+    assert str(info.value).startswith(str(paths["funding"])) and "\n" not in str(info.value)
+
+
+def test_unparseable_timestamp_text_is_one_line_saying_the_format(btc: MarketData, tmp_path: Path) -> None:
+    paths = write_user_files(btc, tmp_path / "user")
+    spot = pd.read_csv(paths["spot"], dtype={"timestamp": str})
+    spot.loc[3, "timestamp"] = "yesterday"
+    spot.to_csv(paths["spot"], index=False, float_format="%.17g")
+    with pytest.raises(DataError, match="not ISO 8601 dates or epoch numbers") as info:
+        import_market(request_for(paths), tmp_path / "data")
+    assert "\n" not in str(info.value) and "2024-01-01T08:00Z" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("exchange", "symbol", "bad"),
+    [
+        ("binance", "", "--symbol"),
+        ("binance", "../../x", "--symbol"),
+        ("", "BTCUSDT", "--exchange"),
+        ("../..", "BTCUSDT", "--exchange"),
+    ],
+)
+def test_exchange_and_symbol_must_name_a_directory_inside_the_data_dir(
+    btc: MarketData, tmp_path: Path, exchange: str, symbol: str, bad: str
+) -> None:
+    # '' stored the data one level up (import/binance/8h); '../..' wrote outside the data directory
+    paths = write_user_files(btc, tmp_path / "user")
+    with pytest.raises(InputError, match=bad):
+        import_market(request_for(paths, exchange=exchange, symbol=symbol), tmp_path / "data")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "BTCUSDT").exists()
+    assert load_imported(exchange, symbol, "8h", tmp_path / "data") is None
+
+
+def test_a_data_dir_that_is_a_file_is_an_input_error(btc: MarketData, tmp_path: Path) -> None:
+    paths = write_user_files(btc, tmp_path / "user")
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("mine")
+    with pytest.raises(InputError, match="could not store the data set .*writable directory"):
+        import_market(request_for(paths), not_a_dir)
+    assert not_a_dir.read_text() == "mine"

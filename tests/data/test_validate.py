@@ -107,7 +107,10 @@ def test_bars_off_the_timeframe_grid_are_an_error(btc_2021: MarketData) -> None:
 
 def test_missing_settlement_is_an_error_reporting_the_gap(btc_2021: MarketData) -> None:
     funding = btc_2021.funding.drop(btc_2021.funding.index[40])
-    with pytest.raises(DataError, match=r"2021-01-14T08:00:00.012Z and 2021-01-15T00:00:00.002Z are 16 h apart, which is a gap"):
+    with pytest.raises(
+        DataError,
+        match=r"2021-01-14T08:00:00.012Z and 2021-01-15T00:00:00.002Z are 16 h apart, which is a gap",
+    ):
         validate_market(_with(btc_2021, funding=funding))
 
 
@@ -180,3 +183,32 @@ def test_any_real_window_validates_and_a_percent_scaled_one_does_not(
     funding["rate_per_interval"] = np.where(funding["rate_per_interval"] >= 0, 0.0006, -0.0006) * 100
     with pytest.raises(DataError, match="looks like a percent"):
         validate_market(_with(window, funding=funding))
+
+
+@pytest.mark.parametrize("column", ["spot_close", "perp_high", "mark_close"])
+def test_infinite_price_is_an_error_not_a_valid_price(btc_2021: MarketData, column: str) -> None:
+    # inf > 0 passed the positivity check: an 'inf' cell in a CSV was imported and stored
+    bars = btc_2021.bars.copy()
+    bars.iloc[12, bars.columns.get_loc(column)] = np.inf
+    with pytest.raises(DataError, match=rf"{column} is .*infinite at 2021-01-05T00:00:00\+00:00"):
+        validate_market(_with(btc_2021, bars=bars))
+
+
+def test_infinite_rate_is_an_error_not_a_percent(btc_2021: MarketData) -> None:
+    funding = btc_2021.funding.copy()
+    funding.iloc[7, funding.columns.get_loc("rate_per_interval")] = -np.inf
+    with pytest.raises(DataError, match="rate_per_interval is infinite at") as info:
+        validate_market(_with(btc_2021, funding=funding))
+    assert "looks like a percent" not in str(info.value)
+
+
+def test_every_problem_is_reported_on_one_line(btc_2021: MarketData) -> None:
+    # the CLI prints the message as its one 'error: …' line
+    bars = btc_2021.bars.copy()
+    bars.iloc[3, bars.columns.get_loc("spot_open")] = np.nan
+    bars.iloc[5, bars.columns.get_loc("perp_low")] = -1.0
+    with pytest.raises(DataError) as info:
+        validate_market(_with(btc_2021, bars=bars))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "(1) bars: spot_open is NaN" in message and "(2) bars: perp_low is zero or negative" in message

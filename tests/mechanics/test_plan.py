@@ -387,3 +387,15 @@ def test_at_the_plans_liquidation_price_margin_balance_equals_maintenance_in_eve
     balance = plan.collateral + other_upnl - spot_qty * (lp - price)
     own = maintenance_margin(notional if mode == "bybit" else spot_qty * lp, BTCUSDT_2024)
     assert balance == pytest.approx(own + other_mm, rel=1e-9, abs=1e-9 * notional)
+
+
+@pytest.mark.parametrize("hours", [0.5, 0.1, 1e-300])
+def test_interval_below_one_hour_is_refused_before_the_apy_overflows(hours: float) -> None:
+    # 0.05 per 0.5 h compounds to exp(850): the APY was inf and the JSON output failed on it
+    with pytest.raises(InputError, match="at least 1 h"):
+        linear(interval_hours=hours, funding_rate_per_interval=0.05)
+
+
+def test_shortest_interval_and_largest_rate_still_give_a_finite_apy() -> None:
+    plan = plan_hedge(linear(interval_hours=1, funding_rate_per_interval=0.05))
+    assert math.isfinite(plan.funding_apy_on_notional)

@@ -334,6 +334,7 @@ def test_ranking_ties_are_deterministic() -> None:
         ({"fee_perp": -0.0005}, "fee_perp"),
         ({"horizon_days": 0}, "horizon_days"),
         ({"min_apr": 10.95 * 10}, "percent"),
+        ({"min_apr": float("nan")}, "min_apr must be a finite number; it was nan"),
         ({"top": 0}, "top"),
         ({"min_volume_usd": -1}, "min_volume_usd"),
     ],

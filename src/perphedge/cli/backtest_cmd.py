@@ -8,6 +8,7 @@ Heavy modules (pandas, plotly, the engine) are imported inside the commands so `
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -655,9 +656,19 @@ def _load(
 
 
 def _check_report_path(path: Path | None) -> None:
-    # Checked before any work, so a typo does not cost a whole run.
-    if path is not None and path.suffix.lower() not in (".html", ".htm"):
+    # Checked before any work, so a typo or an unwritable place does not cost a whole run.
+    if path is None:
+        return
+    if path.suffix.lower() not in (".html", ".htm"):
         raise InputError(f"--report must name an .html file; it was {str(path)!r}")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the directories below it are created when the report is written
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(
+            f"--report {str(path)!r} cannot be written: {str(existing)!r} is not a writable directory; "
+            "give a path in a directory you can write to"
+        )
 
 
 def _write_report(results: list[BacktestResult], market: MarketData, path: Path, *, compare: bool) -> Path:
@@ -668,8 +679,14 @@ def _write_report(results: list[BacktestResult], market: MarketData, path: Path,
         if compare
         else render_backtest_report(results[0], market=market)
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InputError(
+            f"--report {str(path)!r} could not be written ({e.strerror or e}); give a path in a directory "
+            "you can write to"
+        ) from e
     return path.resolve()
 
 

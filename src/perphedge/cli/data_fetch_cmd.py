@@ -137,7 +137,15 @@ def fetch_command(
     input (unknown exchange or symbol, bad dates, --since after --until), 3 exchange error.
     """
     try:
-        summary = _run(exchange_id, symbol, since, until, timeframe, data_dir, show_progress and not as_json)
+        try:
+            summary = _run(
+                exchange_id, symbol, since, until, timeframe, data_dir, show_progress and not as_json
+            )
+        except OSError as e:  # the cache could not be written (disk full, permissions): what was there stays
+            raise InputError(
+                f"the cache could not be written ({e.strerror or e}: {e.filename or data_dir}); free space or "
+                "give a writable --data-dir; files already in the cache are unchanged"
+            ) from e
     except PerphedgeError as e:
         if as_json:
             typer.echo(
@@ -149,6 +157,19 @@ def fetch_command(
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:
         _print_summary(summary)
+
+
+def _writable_data_dir(root: Path) -> Path:
+    """Return ``root`` if it is (or can become) a directory we can write to, else raise InputError."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the cache creates the directories below it
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(
+            f"--data-dir {str(root)!r} cannot hold the cache: {str(existing)!r} is not a writable directory; "
+            "give another --data-dir or set $PERPHEDGE_DATA_DIR"
+        )
+    return root
 
 
 def _run(
@@ -167,9 +188,14 @@ def _run(
             f"--since ({since}) is after --until ({until or 'now'}); give a start before the end"
         )
 
+    if not symbol.strip():
+        raise InputError(f"--symbol was {symbol!r}; give the perpetual, e.g. BTC/USDT:USDT or BTCUSDT")
+    from perphedge.data.cache import resolve_data_dir
     from perphedge.data.fetch import fetch_to_cache
     from perphedge.venues import ccxt_common
 
+    # checked before the first request, so a bad directory does not cost a download
+    data_dir = _writable_data_dir(resolve_data_dir(data_dir))
     exchange = ccxt_common.create_exchange(exchange_id, credentials=_credentials_from_env(exchange_id))
     if not show_progress:
         return fetch_to_cache(

@@ -9,6 +9,7 @@ trading, and prints the keeper's JSON log lines or a summary. Exit codes: 0 done
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -49,6 +50,11 @@ def _parse_speed(speed: str) -> float | None:
         raise InputError(
             f"--speed must be 'max' or a number (replayed seconds per wall second); it was {speed!r}"
         ) from None
+    if not math.isfinite(value):  # float() reads 'nan' and 'inf'; a sleep of nan seconds fails mid-run
+        raise InputError(
+            f"--speed must be a finite number of replayed seconds per wall second, or 'max' for as fast as "
+            f"possible; it was {speed!r}"
+        )
     if value <= 0:
         raise InputError(f"--speed must be > 0; it was {speed!r}")
     return value

@@ -190,6 +190,18 @@ def plan_command(
         liquidation_formula=liquidation_formula,
     )
     plan = plan_hedge(inputs)
+    if plan.maintenance_margin_usd is not None and plan.maintenance_margin_usd < 0:
+        # Binance: maintenance margin = notional × MMR − maintenance amount; the amount never exceeds the first term
+        notional_text = (
+            f"{plan.notional_usd / price:,.6g} coins"
+            if contract is ContractKind.INVERSE
+            else f"{plan.notional_usd:,.2f} USD"
+        )
+        raise InputError(
+            f"--maintenance-amount {maintenance_amount!r} is larger than notional × --mmr "
+            f"({notional_text} × {mmr!r}), which makes the maintenance margin negative; "
+            "give the amount of your bracket (0 for the first one)"
+        )
     if as_json:
         typer.echo(json.dumps(plan.to_json_dict(), indent=1, allow_nan=False))
         return
@@ -205,14 +217,16 @@ def _bracket_table(
 ) -> BracketTable:
     from perphedge.mechanics.brackets import BracketTable
     from perphedge.mechanics.instruments import binance_id_from_ccxt
-    from perphedge.units import require_finite
+    from perphedge.units import require_finite, require_non_negative
 
     binance_id = binance_id_from_ccxt(symbol)
     if mmr is not None:
         if brackets_at is not None:
             raise InputError("--brackets-at picks a bundled table but --mmr replaces it; give one of them")
         amount = (
-            0.0 if maintenance_amount is None else require_finite("--maintenance-amount", maintenance_amount)
+            0.0
+            if maintenance_amount is None
+            else require_non_negative("--maintenance-amount", maintenance_amount)
         )
         return BracketTable.single(binance_id, require_finite("--mmr", mmr), amount)
     if maintenance_amount is not None:

@@ -212,9 +212,15 @@ def _print_result(result: ScanResult) -> None:
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze 16 columns into 80 characters
         console = Console(width=TABLE_WIDTH_OFF_TERMINAL)
-    if not result.answered:  # nothing to rank: the errors are the answer
-        for e in result.errors:
-            console.print(f"[red]error: {e.exchange} did not answer: {e.error_type}: {e.message}[/red]")
+    if not result.answered:  # nothing to rank: the errors are the answer, on one line on stderr
+        failures = "; ".join(
+            f"{e.exchange} did not answer: {e.error_type}: {e.message}" for e in result.errors
+        )
+        typer.echo(
+            f"error: no exchange answered ({failures}); check the network connection and try again, "
+            "or raise --retries",
+            err=True,
+        )
         return
     s = result.settings
     table = Table(

@@ -149,17 +149,16 @@ def check_cached(exchange_id: str, market_id: str, timeframe: str, data_dir: Pat
     An empty list when the data set has no bars yet (nothing to check) or nothing is wrong.
     """
     from perphedge.data.cache import load_cached
-    from perphedge.data.validate import validate_market
+    from perphedge.data.validate import find_problems
 
     try:
         market = load_cached(exchange_id, market_id, timeframe, data_dir)
-        found = validate_market(market)
     except UnknownSymbolError:
         return []
     except DataError as e:
-        lines = str(e).splitlines()
-        found = [line.strip()[2:] for line in lines[1:] if line.strip().startswith("- ")] or [str(e)]
-    return [f"check: {problem}" for problem in found]
+        return [f"check: {e}"]
+    errors, warnings = find_problems(market)
+    return [f"check: {problem}" for problem in (errors or warnings)]
 
 
 def _iso(ts_ms: int | None) -> str | None:

@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,9 @@ RATE_UNITS: tuple[str, ...] = ("fraction", "percent")
 EPOCH_UNITS: tuple[str, ...] = ("ms", "s")
 # epoch values of 2009-01-01 … 2100-01-01, to tell a wrong epoch unit from a right one
 _EPOCH_MS_RANGE = (1_230_768_000_000, 4_102_444_800_000)
+# names that are safe as one directory level (no empty name, no '..', no '/')
+_EXCHANGE_NAME = re.compile(r"[a-z0-9][a-z0-9_]*")
+_SYMBOL_NAME = re.compile(r"[A-Z0-9][A-Z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,12 +142,32 @@ def read_table(path: Path) -> pd.DataFrame:
         raise InputError(f"file {str(path)!r} does not exist")
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
-        return pd.read_parquet(path)
-    if name.endswith((".csv", ".csv.gz")):
-        return pd.read_csv(path)
-    raise InputError(
-        f"file {str(path)!r} is neither CSV (.csv, .csv.gz) nor Parquet (.parquet, .pq); convert it"
-    )
+        kind = "Parquet"
+    elif name.endswith((".csv", ".csv.gz")):
+        kind = "CSV"
+    else:
+        raise InputError(
+            f"file {str(path)!r} is neither CSV (.csv, .csv.gz) nor Parquet (.parquet, .pq); convert it"
+        )
+    try:
+        frame = pd.read_parquet(path) if kind == "Parquet" else pd.read_csv(path)
+    except pd.errors.EmptyDataError as e:
+        raise DataError("the file is empty; export the data again", where=str(path)) from e
+    except (OSError, ValueError, UnicodeError, pd.errors.ParserError) as e:
+        # pyarrow's ArrowInvalid is a ValueError; the reason is kept on one line
+        reason = " ".join(str(e).split())
+        raise DataError(
+            f"could not be read as {kind} ({reason}); check that it is a "
+            f"{'UTF-8 CSV' if kind == 'CSV' else kind} file and not truncated",
+            where=str(path),
+        ) from e
+    if frame.empty:
+        raise DataError(
+            f"the file has no data rows (columns: {', '.join(map(str, frame.columns)) or 'none'}); "
+            "export the data again",
+            where=str(path),
+        )
+    return frame
 
 
 def _column(frame: pd.DataFrame, name: str, path: Path) -> pd.Series:
@@ -210,8 +234,14 @@ def parse_timestamps(
                         where=str(path),
                     ) from e
             except (ValueError, TypeError) as e2:
+                # pandas appends lines of advice about its own arguments: keep its first sentence
+                first_reason = (
+                    str(e2).split(". You might")[0].splitlines()[0] if str(e2) else type(e2).__name__
+                )
                 raise DataError(
-                    f"timestamps are not ISO 8601 dates or epoch numbers ({e2})", where=str(path)
+                    f"timestamps are not ISO 8601 dates or epoch numbers ({first_reason}); write them as "
+                    "2024-01-01T08:00Z or as epoch ms/s in every row",
+                    where=str(path),
                 ) from e2
     if stamps.tz is None:
         zone = timezone if timezone is not None else ("UTC" if assume_utc else None)
@@ -389,6 +419,7 @@ def build_imported_market(request: ImportRequest) -> tuple[MarketData, list[str]
     """
     if request.timeframe not in TIMEFRAME_MS:
         raise InputError(f"timeframe {request.timeframe!r} is not one of {', '.join(TIMEFRAME_MS)}")
+    check_dataset_names(request.exchange, request.symbol)
     spot = read_price_file(request.spot_path, "spot", request)
     perp = read_price_file(request.perp_path, "perp", request)
     funding = read_funding_file(request)
@@ -443,8 +474,30 @@ def build_imported_market(request: ImportRequest) -> tuple[MarketData, list[str]
     return market, notes
 
 
+def check_dataset_names(exchange: str, symbol: str) -> None:
+    """Refuse an exchange or symbol that cannot name a data set directory.
+
+    Both become path components under ``<data_dir>/import``: an empty name would store the data one
+    level up, and ``..`` or ``/`` would write outside the data directory.
+
+    Raises:
+        InputError: naming the bad value and the characters allowed.
+    """
+    if not _EXCHANGE_NAME.fullmatch(exchange.lower()):
+        raise InputError(
+            f"--exchange was {exchange!r}; give an exchange id of letters, digits and '_' such as binance, "
+            "bybit or okx"
+        )
+    if not _SYMBOL_NAME.fullmatch(to_bundled_symbol(symbol)):
+        raise InputError(
+            f"--symbol was {symbol!r}; give a symbol of letters and digits such as BTCUSDT (BTC/USDT and "
+            "BTC/USDT:USDT are accepted too)"
+        )
+
+
 def imported_dir(data_dir: Path, exchange: str, symbol: str, timeframe: str) -> Path:
     """Return the directory an imported data set is stored in."""
+    check_dataset_names(exchange, symbol)
     return Path(data_dir) / IMPORT_DIR_NAME / exchange.lower() / to_bundled_symbol(symbol) / timeframe
 
 
@@ -514,18 +567,24 @@ def import_market(request: ImportRequest, data_dir: Path) -> ImportResult:
     """
     market, _ = build_imported_market(request)
     warnings = validate_market(market)
-    stored = store_imported(
-        market,
-        data_dir,
-        provenance={
-            "funding": str(request.funding_path),
-            "spot": str(request.spot_path),
-            "perp": str(request.perp_path),
-            "rate_unit": request.rate_unit,
-            "assume_utc": str(request.assume_utc),
-            "timezone": str(request.naive_timezone()),
-        },
-    )
+    try:
+        stored = store_imported(
+            market,
+            data_dir,
+            provenance={
+                "funding": str(request.funding_path),
+                "spot": str(request.spot_path),
+                "perp": str(request.perp_path),
+                "rate_unit": request.rate_unit,
+                "assume_utc": str(request.assume_utc),
+                "timezone": str(request.naive_timezone()),
+            },
+        )
+    except OSError as e:
+        raise InputError(
+            f"could not store the data set under {str(data_dir)!r} ({e.strerror or e}: {e.filename or data_dir}); "
+            "give a writable directory with --data-dir or $PERPHEDGE_DATA_DIR"
+        ) from e
     return ImportResult(market=market, stored_dir=stored, warnings=tuple(warnings))
 
 
@@ -542,7 +601,10 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
 
 def load_imported(exchange: str, symbol: str, timeframe: str, data_dir: Path) -> MarketData | None:
     """Return the imported data set, or None when nothing was imported under these names."""
-    target = imported_dir(data_dir, exchange, symbol, timeframe)
+    try:
+        target = imported_dir(data_dir, exchange, symbol, timeframe)
+    except InputError:  # a name no import could have been stored under (empty, '..'): nothing there
+        return None
     meta = _read_meta(target / META_NAME)
     if meta is None:
         return None

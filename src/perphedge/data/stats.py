@@ -161,7 +161,9 @@ def funding_stats(market: MarketData) -> FundingStats:
     funding = market.funding
     if funding.empty:
         raise DataError(
-            "there are no funding settlements to describe", where=f"{market.exchange}:{market.symbol}"
+            f"there are no funding settlements to describe in the {market.timeframe} data chosen; widen the window "
+            "(--start/--end) to include at least one settlement (perphedge data list shows what each data set covers)",
+            where=f"{market.exchange}:{market.symbol}",
         )
     rates = funding["rate_per_interval"].to_numpy(float)
     hours = funding["interval_hours"].to_numpy(float)

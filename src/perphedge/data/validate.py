@@ -96,6 +96,11 @@ def _check_bars(market: MarketData, errors: list[str], warnings: list[str]) -> N
             errors.append(
                 f"bars: {col} is NaN at {_stamps(index, nan)}; fill the gap from the exchange, do not guess"
             )
+        infinite = np.isinf(prices[:, j])
+        if infinite.any():
+            errors.append(
+                f"bars: {col} is infinite at {_stamps(index, infinite)}; correct those rows from the exchange"
+            )
         nonpos = prices[:, j] <= 0
         if nonpos.any():
             errors.append(
@@ -110,10 +115,11 @@ def _check_bars(market: MarketData, errors: list[str], warnings: list[str]) -> N
                 f"bars: {leg}_high is below {leg}_low at {_stamps(index, inverted)}; are the columns swapped?"
             )
     mark = bars["mark_close"].to_numpy(float)
-    bad_mark = mark <= 0
+    bad_mark = (mark <= 0) | np.isinf(mark)
     if bad_mark.any():
         errors.append(
-            f"bars: mark_close is zero or negative at {_stamps(index, bad_mark)}; use NaN where the mark is unknown"
+            f"bars: mark_close is zero, negative or infinite at {_stamps(index, bad_mark)}; use NaN where the "
+            "mark is unknown"
         )
 
     tf_ms = market.timeframe_ms
@@ -173,7 +179,13 @@ def _check_funding(market: MarketData, errors: list[str], warnings: list[str]) -
         errors.append(
             f"funding: rate_per_interval is NaN at {_stamps(index, nan)}; a settlement without a rate is not data"
         )
-    big = np.abs(np.where(nan, 0.0, rates)) > PERCENT_LOOKING_RATE
+    infinite = np.isinf(rates)
+    if infinite.any():
+        errors.append(
+            f"funding: rate_per_interval is infinite at {_stamps(index, infinite)}; correct those settlements "
+            "from the exchange"
+        )
+    big = np.abs(np.where(nan | infinite, 0.0, rates)) > PERCENT_LOOKING_RATE
     if big.any():
         worst = float(rates[big][np.argmax(np.abs(rates[big]))])
         errors.append(
@@ -182,10 +194,10 @@ def _check_funding(market: MarketData, errors: list[str], warnings: list[str]) -
             "when importing percent values"
         )
     marks = funding["mark_price"].to_numpy(float)
-    bad_mark = marks <= 0
+    bad_mark = (marks <= 0) | np.isinf(marks)
     if bad_mark.any():
         errors.append(
-            f"funding: mark_price is zero or negative at {_stamps(index, bad_mark)}; "
+            f"funding: mark_price is zero, negative or infinite at {_stamps(index, bad_mark)}; "
             "leave it empty where the mark is unknown"
         )
     intervals = funding["interval_hours"].to_numpy(float)
@@ -225,19 +237,27 @@ def _check_funding(market: MarketData, errors: list[str], warnings: list[str]) -
             )
 
 
-def validate_market(market: MarketData) -> list[str]:
-    """Check ``market`` thoroughly; return the warnings, raise ``DataError`` listing every error.
-
-    Raises:
-        DataError: with one line per problem (what, where, how to fix), ``where`` = the symbol.
-    """
+def find_problems(market: MarketData) -> tuple[list[str], list[str]]:
+    """Check ``market`` thoroughly; return ``(errors, warnings)``, one sentence each, raising nothing."""
     errors: list[str] = []
     warnings: list[str] = []
     _check_bars(market, errors, warnings)
     _check_funding(market, errors, warnings)
+    return errors, warnings
+
+
+def validate_market(market: MarketData) -> list[str]:
+    """Check ``market`` thoroughly; return the warnings, raise ``DataError`` listing every error.
+
+    Raises:
+        DataError: on one line, every problem numbered (what, where, how to fix), ``where`` = the symbol.
+    """
+    errors, warnings = find_problems(market)
     if errors:
+        # one line (the CLI prints it as its one 'error: …' line); the problems numbered in order
+        listed = " ".join(f"({i}) {problem}" for i, problem in enumerate(errors, start=1))
         raise DataError(
-            f"{len(errors)} problem(s) in the {market.timeframe} data:\n  - " + "\n  - ".join(errors),
+            f"{len(errors)} problem(s) in the {market.timeframe} data: {listed}",
             where=f"{market.exchange}:{market.symbol}",
         )
     return warnings

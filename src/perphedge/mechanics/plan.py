@@ -79,6 +79,9 @@ MAX_FUNDING_RATE = 0.05
 MAX_FEE_RATE = 0.01
 """Largest fee per side accepted (1 %); base tiers are 0.02 %–0.10 %."""
 
+MIN_INTERVAL_HOURS = 1.0
+"""Shortest funding interval accepted: 1 h, the shortest on Binance, Bybit and OKX (mechanics.funding)."""
+
 JSON_KEYS: tuple[str, ...] = (
     "perp_qty",
     "notional_usd",
@@ -172,6 +175,12 @@ class PlanInputs:
         hours = require_positive("funding interval (--interval-hours)", self.interval_hours)
         if hours > 24:
             raise InputError(f"funding interval (--interval-hours) must be at most 24 h; it was {hours!r}")
+        if hours < MIN_INTERVAL_HOURS:
+            # shorter intervals compound the rate so often that the APY overflows to inf
+            raise InputError(
+                f"funding interval (--interval-hours) must be at least {MIN_INTERVAL_HOURS:g} h (the shortest "
+                f"interval of Binance, Bybit and OKX); it was {hours!r}: give it in hours (8, 4 or 1)"
+            )
         require_fraction("spot fee (--fee-spot)", self.fee_spot, high=MAX_FEE_RATE)
         require_fraction("perp fee (--fee-perp)", self.fee_perp, high=MAX_FEE_RATE)
         require_non_negative(

@@ -26,7 +26,6 @@ USDⓈ-M taker 0.05 %), so opening and closing both legs costs 0.30 % of notiona
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -45,6 +44,7 @@ from perphedge.units import (
     HOURS_PER_YEAR,
     MS_PER_DAY,
     MS_PER_HOUR,
+    require_finite,
     require_fraction,
     require_non_negative,
     require_positive,
@@ -79,9 +79,7 @@ class ScanSettings:
         require_fraction("fee_perp", self.fee_perp, high=0.05)
         require_positive("horizon_days", self.horizon_days)
         require_non_negative("min_volume_usd", self.min_volume_usd)
-        if self.min_apr is not None and not (
-            math.isfinite(self.min_apr) and abs(self.min_apr) <= MAX_APR_FILTER
-        ):
+        if self.min_apr is not None and abs(require_finite("min_apr", self.min_apr)) > MAX_APR_FILTER:
             raise InputError(
                 f"min_apr must be a fraction such as 0.1 for 10 % (at most {MAX_APR_FILTER:g} = "
                 f"{MAX_APR_FILTER:.0%}); it was {self.min_apr!r}, which looks like a percent"
