@@ -366,3 +366,30 @@ def test_a_report_that_cannot_be_written_is_one_line_exit_2(tmp_path: Path, monk
     )
     assert code == 2 and out == ""
     assert err.startswith("error: --report") and "No space left on device" in err and err.count("\n") == 1
+
+
+def test_a_symbol_without_a_bundled_bracket_table_runs_with_mmr(tmp_path: Path, monkeypatch, capsys) -> None:
+    # Real BTCUSDT history imported under a name Binance's bracket snapshots lack. The error used to
+    # advise "--mmr, --maintenance-amount", options only plan had: the data could not be backtested at all.
+    import dataclasses
+
+    from perphedge.data.bundled import load_bundled
+    from perphedge.data.catalog import window_market
+    from perphedge.data.importers import store_imported
+
+    market = window_market(load_bundled("BTCUSDT"), "2024-01-01", "2024-03-01")
+    store_imported(dataclasses.replace(market, symbol="XBTUSDT", source="import"), tmp_path, provenance={})
+    args = ["--symbol", "XBTUSDT", "--data-dir", str(tmp_path)]
+    # Act
+    refused = run_cli(["backtest", *args], monkeypatch, capsys)
+    ran = run_cli(["backtest", *args, "--mmr", "0.004", "--json"], monkeypatch, capsys)
+    compared = run_cli(
+        ["compare", *args, "--mmr", "0.004", "--maintenance-amount", "0", "--json"], monkeypatch, capsys
+    )
+    lone_amount = run_cli(["backtest", *args, "--maintenance-amount", "5"], monkeypatch, capsys)
+    # Assert
+    assert refused[0] == 2 and "unknown symbol 'XBTUSDT'" in refused[2] and "--mmr" in refused[2]
+    assert ran[0] == 0, ran[2]
+    assert "--mmr 0.004" in json.loads(ran[1])["settings"]["brackets"]
+    assert compared[0] == 0 and len(json.loads(compared[1])["strategies"]) == 6
+    assert lone_amount[0] == 2 and "only applies with --mmr" in lone_amount[2]

@@ -180,6 +180,24 @@ BracketSnapshot = Annotated[
         "or newest (the newest bundled snapshot throughout).",
     ),
 ]
+Mmr = Annotated[
+    float | None,
+    typer.Option(
+        "--mmr",
+        show_default=False,
+        help="Maintenance-margin rate, a fraction (0.004 = 0.4 %), as one bracket at any size, replacing the "
+        "bundled Binance bracket tables (and --bracket-snapshot). Needed for symbols without a bundled table "
+        "(imported or downloaded data of other coins).",
+    ),
+]
+MaintenanceAmount = Annotated[
+    float | None,
+    typer.Option(
+        "--maintenance-amount",
+        show_default=False,
+        help="Maintenance amount with --mmr (Binance 'cum'): USD(T) for linear, coins for inverse. Default 0.",
+    ),
+]
 BorrowRatesCsv = Annotated[
     Path | None,
     typer.Option(
@@ -314,6 +332,8 @@ def backtest(
     reinvest_funding: ReinvestFunding = False,
     clearance_fee: ClearanceFee = 0.0125,
     bracket_snapshot: BracketSnapshot = "in_force",
+    mmr: Mmr = None,
+    maintenance_amount: MaintenanceAmount = None,
     json_output: JsonOutput = False,
     report: Report = None,
 ) -> None:
@@ -368,10 +388,11 @@ def backtest(
     options.update(_cost_options(strategy_options(strategy), config))
     built = build_strategy(strategy, **options)
     market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config, data_dir=data_dir)
+    brackets = _brackets(market, config, mmr=mmr, maintenance_amount=maintenance_amount)
     with _Progress(
         json_output, f"backtesting {strategy} on {market.symbol} {market.timeframe}", total=1
     ) as step:
-        result = run_backtest(market, built, config, brackets=_inverse_brackets(market, config))
+        result = run_backtest(market, built, config, brackets=brackets)
         step()
     summary = calc_summary(result)
     report_path = _write_report([result], market, report, compare=False) if report else None
@@ -419,6 +440,8 @@ def compare(
     reinvest_funding: ReinvestFunding = False,
     clearance_fee: ClearanceFee = 0.0125,
     bracket_snapshot: BracketSnapshot = "in_force",
+    mmr: Mmr = None,
+    maintenance_amount: MaintenanceAmount = None,
     json_output: JsonOutput = False,
     report: Report = None,
 ) -> None:
@@ -455,7 +478,8 @@ def compare(
         bracket_snapshot=bracket_snapshot,
     )
     market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config, data_dir=data_dir)
-    results = run_comparison(market, config, ratio=ratio, show_progress=not json_output)
+    brackets = _brackets(market, config, mmr=mmr, maintenance_amount=maintenance_amount)
+    results = run_comparison(market, config, ratio=ratio, show_progress=not json_output, brackets=brackets)
     summaries = [calc_summary(r) for r in results]
     report_path = _write_report(results, market, report, compare=True) if report else None
     if json_output:
@@ -480,8 +504,12 @@ def run_comparison(
     *,
     ratio: float = COMPARE_PARTIAL_RATIO,
     show_progress: bool = False,
+    brackets: Any = None,
 ) -> list[BacktestResult]:
-    """Run the compared strategies and the spot benchmark on ``market``; results named for display."""
+    """Run the compared strategies and the spot benchmark on ``market``; results named for display.
+
+    ``brackets`` (a ``BracketSchedule``) overrides the bundled bracket tables, as in ``run_backtest``.
+    """
     import dataclasses
 
     from perphedge.engine.loop import run_backtest, run_buy_and_hold
@@ -504,7 +532,8 @@ def run_comparison(
         not show_progress, f"comparing on {market.symbol} {market.timeframe}", total=len(runs) + 1
     ) as step:
         for label, strategy in strategies:
-            run = run_backtest(market, strategy, config, brackets=_inverse_brackets(market, config))
+            schedule = brackets if brackets is not None else _inverse_brackets(market, config)
+            run = run_backtest(market, strategy, config, brackets=schedule)
             results.append(dataclasses.replace(run, strategy=label))
             step()
         results.append(dataclasses.replace(run_buy_and_hold(market, config), strategy=BENCHMARK_NAME))
@@ -606,6 +635,33 @@ def read_borrow_rates_csv(path: Path) -> Any:
             "file and remove duplicate times"
         )
     return pd.Series(rates, index=index, name="rate_per_day")
+
+
+def _brackets(
+    market: MarketData, config: BacktestConfig, *, mmr: float | None, maintenance_amount: float | None
+) -> Any:
+    # --mmr: one bracket at any size (as in perphedge plan); otherwise the bundled tables
+    if mmr is None:
+        if maintenance_amount is not None:
+            raise InputError(
+                f"--maintenance-amount was {maintenance_amount!r} but only applies with --mmr; give both, or "
+                "neither to use the bundled bracket tables"
+            )
+        return _inverse_brackets(market, config)
+    from perphedge.engine.accounts import BracketSchedule
+    from perphedge.mechanics.brackets import BracketTable
+    from perphedge.units import require_finite, require_non_negative
+
+    amount = (
+        0.0
+        if maintenance_amount is None
+        else require_non_negative("--maintenance-amount", maintenance_amount)
+    )
+    table = BracketTable.single(market.symbol, require_finite("--mmr", mmr), amount)
+    unit = "coins" if config.contract == "inverse" else "USD"
+    return BracketSchedule.single(
+        table, note=f"--mmr {mmr:g} and --maintenance-amount {amount:g} {unit}: one bracket at any size"
+    )
 
 
 def _inverse_brackets(market: MarketData, config: BacktestConfig) -> Any:
