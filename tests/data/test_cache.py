@@ -249,3 +249,22 @@ def test_load_cached_missing_timeframe_names_the_cached_ones(bundled_btc_1h: obj
 
 def test_list_cached_of_an_empty_dir_is_empty(tmp_path: Path) -> None:
     assert c.list_cached(tmp_path / "nothing-here") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("perp_1h.parquet", b"PAR1 this is not parquet", "the cached file cannot be read"),
+        ("meta.json", "é".encode("latin-1"), "meta.json cannot be read"),
+        ("meta.json", b"[1, 2]", "holds a list, not an object"),
+    ],
+)
+def test_list_cached_reports_a_damaged_file_instead_of_a_traceback(
+    bundled_btc_1h: object, tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    # data list / backtest died with pyarrow's ArrowInvalid, UnicodeDecodeError or AttributeError here
+    directory = _write_cache_from(bundled_btc_1h, tmp_path)
+    (directory / name).write_bytes(content)
+    with pytest.raises(DataError, match=message) as info:
+        c.list_cached(tmp_path)
+    assert str(info.value).startswith(str(directory / name)) and "fetch again" in str(info.value)

@@ -430,3 +430,30 @@ def test_a_data_dir_that_is_a_file_is_an_input_error(btc: MarketData, tmp_path: 
     with pytest.raises(InputError, match="could not store the data set .*writable directory"):
         import_market(request_for(paths), not_a_dir)
     assert not_a_dir.read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["garble the bars file", "delete the funding file", "meta without keys", "meta not an object"],
+)
+def test_a_damaged_import_is_a_data_error_saying_to_import_again(
+    btc: MarketData, tmp_path: Path, damage: str
+) -> None:
+    # load_imported / list_imported died with ArrowInvalid, FileNotFoundError, KeyError or TypeError
+    paths = write_user_files(btc, tmp_path / "user")
+    stored = import_market(request_for(paths), tmp_path / "data").stored_dir
+    meta = json.loads((stored / "meta.json").read_text())
+    if damage == "garble the bars file":
+        (stored / meta["files"]["bars"]).write_bytes(b"PAR1 not parquet")
+    elif damage == "delete the funding file":
+        (stored / meta["files"]["funding"]).unlink()
+    elif damage == "meta without keys":
+        (stored / "meta.json").write_text('{"format": 1}')
+    else:
+        (stored / "meta.json").write_text("[1]")
+    with pytest.raises(DataError, match="the imported data set is damaged .*import the files again") as info:
+        load_imported("binance", "BTCUSDT", "8h", tmp_path / "data")
+    assert str(info.value).startswith(str(stored))
+    if damage.startswith("meta"):
+        with pytest.raises(DataError, match="damaged"):
+            list_imported(tmp_path / "data")

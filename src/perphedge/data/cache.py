@@ -220,12 +220,19 @@ def read_meta(directory: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # ValueError: JSONDecodeError, UnicodeDecodeError
         raise DataError(
             f"the cache's meta.json cannot be read ({e}); delete the directory and fetch again",
             where=str(path),
         ) from e
+    if not isinstance(meta, dict):
+        raise DataError(
+            f"the cache's meta.json holds a {type(meta).__name__}, not an object; delete the directory and "
+            "fetch again",
+            where=str(path),
+        )
+    return meta
 
 
 # --- listing and loading ---------------------------------------------------------------------------
@@ -262,7 +269,14 @@ def list_cached(data_dir: Path | None = None) -> list[DatasetInfo]:
         settlements = 0 if funding is None else len(funding)
         for path in sorted(market.glob("perp_*.parquet")):
             timeframe = path.stem.removeprefix("perp_")
-            bars = pd.read_parquet(path, columns=[BAR_TS_COLUMN])[BAR_TS_COLUMN].to_numpy()
+            try:
+                bars = pd.read_parquet(path, columns=[BAR_TS_COLUMN])[BAR_TS_COLUMN].to_numpy()
+            except Exception as e:  # pyarrow raises several unrelated types for a damaged file
+                raise DataError(
+                    f"the cached file cannot be read ({type(e).__name__}: {e}); delete it and run perphedge "
+                    "data fetch again",
+                    where=str(path),
+                ) from e
             infos.append(
                 DatasetInfo(
                     exchange=str(meta.get("exchange", market.parent.name)),

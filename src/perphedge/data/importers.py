@@ -593,10 +593,20 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(
             f"the imported data's meta.json is not valid JSON ({e}); import the files again", where=str(path)
         ) from e
+
+
+def _damaged(target: Path, error: Exception) -> DataError:
+    # a meta.json without its keys, or a Parquet file it names that is missing or garbled
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return DataError(
+        f"the imported data set is damaged ({type(error).__name__}: {reason}); import the files again with "
+        "perphedge data import (or delete this directory)",
+        where=str(target),
+    )
 
 
 def load_imported(exchange: str, symbol: str, timeframe: str, data_dir: Path) -> MarketData | None:
@@ -608,16 +618,21 @@ def load_imported(exchange: str, symbol: str, timeframe: str, data_dir: Path) ->
     meta = _read_meta(target / META_NAME)
     if meta is None:
         return None
-    return MarketData(
-        exchange=meta["exchange"],
-        symbol=meta["symbol"],
-        ccxt_symbol=meta["ccxt_symbol"],
-        timeframe=meta["timeframe"],
-        bars=read_frame(target / meta["files"]["bars"], BAR_TS_COLUMN),
-        funding=read_frame(target / meta["files"]["funding"], SETTLE_TS_COLUMN),
-        source=f"import:{target}",
-        notes=tuple(meta.get("notes", ())),
-    )
+    try:
+        return MarketData(
+            exchange=meta["exchange"],
+            symbol=meta["symbol"],
+            ccxt_symbol=meta["ccxt_symbol"],
+            timeframe=meta["timeframe"],
+            bars=read_frame(target / meta["files"]["bars"], BAR_TS_COLUMN),
+            funding=read_frame(target / meta["files"]["funding"], SETTLE_TS_COLUMN),
+            source=f"import:{target}",
+            notes=tuple(meta.get("notes", ())),
+        )
+    except InputError:
+        raise
+    except (KeyError, TypeError, AttributeError, OSError, ValueError) as e:  # pyarrow's errors are these
+        raise _damaged(target, e) from e
 
 
 def list_imported(data_dir: Path) -> list[DatasetInfo]:
@@ -628,8 +643,8 @@ def list_imported(data_dir: Path) -> list[DatasetInfo]:
         meta = _read_meta(meta_path)
         if meta is None:
             continue
-        out.append(
-            DatasetInfo(
+        try:
+            info = DatasetInfo(
                 exchange=meta["exchange"],
                 symbol=meta["symbol"],
                 timeframe=meta["timeframe"],
@@ -639,5 +654,9 @@ def list_imported(data_dir: Path) -> list[DatasetInfo]:
                 funding_settlements=int(meta["funding_settlements"]),
                 source=f"import:{meta_path.parent}",
             )
-        )
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise _damaged(meta_path.parent, e) from e
+        out.append(info)
     return out
