@@ -157,6 +157,15 @@ def test_compare_table_names_each_strategy(monkeypatch, capsys) -> None:
         (["backtest", "--symbol", "BTCUSDT", "--timeframe", "4h"], "--timeframe must be one of 8h, 1h"),
         (["backtest", "--symbol", "BTCUSDT", "--fee-spot", "0.1"], "fee_spot"),
         (["backtest", "--symbol", "BTCUSDT", "--start", "yesterday"], "not an ISO date"),
+        # outside pandas' ns range the engine overflowed (OverflowError traceback)
+        (
+            ["backtest", "--symbol", "BTCUSDT", "--start", "0001-01-01", "--end", "2020-02-01"],
+            "between 1970-01-01",
+        ),
+        (
+            ["compare", "--symbol", "BTCUSDT", "--start", "2025-12-01", "--end", "9999-12-31"],
+            "--end was '9999-12-31'",
+        ),
         (["backtest", "--symbol", "BTCUSDT", "--report", "out.txt"], "--report must name an .html file"),
         # a report under a file used to run the whole backtest, then die in mkdir with a traceback
         (

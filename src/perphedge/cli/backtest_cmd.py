@@ -545,13 +545,11 @@ def run_comparison(
 
 
 def _config(*, start: str | None, end: str | None, capital: float, **kwargs: Any) -> BacktestConfig:
-    import pandas as pd
 
     from perphedge.engine.config import BacktestConfig
-    from perphedge.units import parse_utc
 
-    start_ts = pd.Timestamp(parse_utc(start)) if start else None
-    end_ts = pd.Timestamp(parse_utc(end)) if end else None
+    start_ts = _window_bound("--start", start)
+    end_ts = _window_bound("--end", end)
     if start_ts is not None and end_ts is not None and start_ts >= end_ts:
         raise InputError(f"--start must be before --end; they were {start} and {end}")
     borrow_csv = kwargs["borrow_rates_csv"]
@@ -579,6 +577,28 @@ def _config(*, start: str | None, end: str | None, capital: float, **kwargs: Any
         start=start_ts,
         end=end_ts,
     )
+
+
+EARLIEST_DATE = "1970-01-01"
+LATEST_DATE = "2100-01-01"
+
+
+def _window_bound(option: str, text: str | None) -> Any:
+    # The engine counts in epoch ns (pandas' range ends in 1677 and 2262): a date far outside any market
+    # data would overflow there; market data lies within these bounds.
+    import pandas as pd
+
+    from perphedge.units import parse_utc
+
+    if not text:
+        return None
+    moment = parse_utc(text)
+    if not pd.Timestamp(EARLIEST_DATE, tz="UTC") <= moment <= pd.Timestamp(LATEST_DATE, tz="UTC"):
+        raise InputError(
+            f"{option} was {text!r}; give a date between {EARLIEST_DATE} and {LATEST_DATE}, e.g. 2021-01-01 "
+            "(perphedge data list shows what each data set covers)"
+        )
+    return pd.Timestamp(moment)
 
 
 def read_borrow_rates_csv(path: Path) -> Any:
