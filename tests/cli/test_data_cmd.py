@@ -205,3 +205,56 @@ def test_installed_script_exits_2_on_unknown_symbol_and_help_lists_options(tmp_p
         "--json",
     ):
         assert option in helped.stdout
+
+
+def _user_files(folder: Path, start: str, end: str) -> list[str]:
+    """Real bundled BTCUSDT history written as a user's CSV files; return the import file options."""
+    market = window_market(load_bundled("BTCUSDT"), start, end)
+    folder.mkdir()
+    pd.DataFrame(
+        {
+            "timestamp": market.funding.index.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "funding_rate": market.funding["rate_per_interval"],
+        }
+    ).to_csv(folder / "funding.csv", index=False, float_format="%.17g")
+    for leg in ("spot", "perp"):
+        pd.DataFrame(
+            {"timestamp": market.bars.index.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            | {f: market.bars[f"{leg}_{f}"] for f in ("open", "high", "low", "close")}
+        ).to_csv(folder / f"{leg}.csv", index=False, float_format="%.17g")
+    return [
+        "--funding",
+        str(folder / "funding.csv"),
+        "--spot",
+        str(folder / "spot.csv"),
+        "--perp",
+        str(folder / "perp.csv"),
+    ]
+
+
+def test_import_under_a_bundled_name_warns_that_the_bundled_data_wins(tmp_path: Path) -> None:
+    # binance BTCUSDT 8h is bundled and load_market looks there first: the import was silently never used
+    files = _user_files(tmp_path / "user", "2023-01-01", "2023-02-01")
+    common = ["data", "import", *files, "--symbol", "BTCUSDT", "--data-dir", str(tmp_path / "data"), "--json"]
+    shadowed = invoke(*common)
+    own_name = invoke(*common, "--exchange", "mydesk")
+    assert any("bundled data is loaded first" in w and "--exchange" in w for w in shadowed["warnings"])
+    assert not any("bundled" in w for w in own_name["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [(b"", "the file is empty"), (b"\xff\xfe\x00garbage", "could not be read as CSV")]
+)
+def test_import_of_an_empty_or_garbled_file_is_one_error_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    files = _user_files(tmp_path / "user", "2023-01-01", "2023-02-01")
+    (tmp_path / "user" / "spot.csv").write_bytes(content)
+    done = subprocess.run(
+        [str(SCRIPT), "data", "import", *files, "--symbol", "BTCUSDT", "--exchange", "mydesk", "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not (tmp_path / "d").exists()

@@ -283,6 +283,18 @@ def import_command(
     target_dir = data_dir if data_dir is not None else default_data_dir()
     result = import_market(request, target_dir)
     market = result.market
+    warnings = list(result.warnings)
+    from perphedge.data import bundled
+
+    if market.exchange == bundled.BUNDLED_EXCHANGE and market.symbol in bundled.bundled_symbols(
+        market.timeframe
+    ):
+        # load_market looks at the bundled history first: this import would never be used by that name
+        warnings.append(
+            f"{market.exchange} {market.symbol} {market.timeframe} is also bundled, and bundled data is loaded "
+            f"first: backtest --symbol {market.symbol} will not use this import; import it under another "
+            "--exchange name (e.g. --exchange mydesk) and pass that name to backtest"
+        )
     from perphedge.data.schema import DatasetInfo
 
     info = DatasetInfo(
@@ -300,7 +312,7 @@ def import_command(
             "stored_dir": str(result.stored_dir),
             "dataset": _dataset_json(info),
             "notes": list(market.notes),
-            "warnings": list(result.warnings),
+            "warnings": warnings,
         }
         typer.echo(json.dumps(payload, indent=1))
         return
@@ -311,5 +323,5 @@ def import_command(
     )
     for note in market.notes:
         typer.echo(f"note: {note}")
-    for warning in result.warnings:
+    for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
