@@ -457,3 +457,15 @@ def test_a_damaged_import_is_a_data_error_saying_to_import_again(
     if damage.startswith("meta"):
         with pytest.raises(DataError, match="damaged"):
             list_imported(tmp_path / "data")
+
+
+def test_bars_of_another_length_than_the_timeframe_are_refused_with_the_right_one(
+    btc: MarketData, tmp_path: Path
+) -> None:
+    # 8-hour files imported as 1h were stored with 92 'gap' warnings and then failed in the backtest
+    paths = write_user_files(btc, tmp_path / "user")
+    with pytest.raises(
+        DataError, match=r"no two bars are 1h apart \(the closest are 8 h apart\).*--timeframe 8h"
+    ):
+        import_market(request_for(paths, timeframe="1h"), tmp_path / "data")
+    assert not (tmp_path / "data").exists()

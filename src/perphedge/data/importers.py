@@ -318,6 +318,29 @@ def read_price_file(path: Path, prefix: str, request: ImportRequest) -> pd.DataF
     return out
 
 
+def _check_timeframe_matches(index: pd.Index, timeframe: str, path: Path) -> None:
+    """Refuse bars of which no two are one ``timeframe`` apart: the files hold another bar length.
+
+    Gaps are the validator's warnings; a file in which every bar is a gap is a wrong --timeframe.
+    """
+    ts = pd.DatetimeIndex(index).as_unit("ms").asi8
+    if ts.size < 2:
+        return
+    closest_ms = int(np.diff(ts).min())
+    if closest_ms > TIMEFRAME_MS[timeframe]:
+        fitting = [name for name, ms in TIMEFRAME_MS.items() if ms == closest_ms]
+        fix = (
+            f"pass --timeframe {fitting[0]}"
+            if fitting
+            else "pass the bar length of the file with --timeframe"
+        )
+        raise DataError(
+            f"no two bars are {timeframe} apart (the closest are {closest_ms / MS_PER_HOUR:g} h apart), so the "
+            f"file does not hold {timeframe} bars; {fix}",
+            where=str(path),
+        )
+
+
 def _spacing_problem(index: pd.DatetimeIndex) -> str | None:
     """Describe, with times and row numbers, the first settlement spacing that is no funding interval.
 
@@ -422,6 +445,8 @@ def build_imported_market(request: ImportRequest) -> tuple[MarketData, list[str]
     check_dataset_names(request.exchange, request.symbol)
     spot = read_price_file(request.spot_path, "spot", request)
     perp = read_price_file(request.perp_path, "perp", request)
+    for path, frame in ((request.spot_path, spot), (request.perp_path, perp)):
+        _check_timeframe_matches(frame.index, request.timeframe, path)
     funding = read_funding_file(request)
     bars = spot.join(perp, how="outer")
     notes: list[str] = []
