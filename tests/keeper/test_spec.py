@@ -73,3 +73,41 @@ def test_credential_env_names() -> None:
         "PERPHEDGE_BINANCE_SECRET",
         "PERPHEDGE_BINANCE_PASSWORD",
     )
+
+
+def test_a_spec_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "hedge.toml"
+    path.write_bytes(EXAMPLE.read_bytes().replace(b"btcdemo", b"btc\xe9demo"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_spec(path)
+
+
+def test_empty_journal_or_log_path_is_refused(tmp_path: Path) -> None:
+    assert "keeper.journal_path" in str(_bad(tmp_path, "keeper", "journal_path", ""))
+    assert "keeper.log_path" in str(_bad(tmp_path, "keeper", "log_path", "  "))
+
+
+def test_astronomical_amounts_are_refused_before_they_reach_the_decimal_journal(tmp_path: Path) -> None:
+    error = _bad(tmp_path, "hedge", "capital_usd", 1e300)
+    assert "hedge.capital_usd" in str(error) and "at most" in str(error)
+
+
+def test_a_corrupt_or_unopenable_journal_is_a_config_error(tmp_path: Path) -> None:
+    from perphedge.keeper.journal import Journal
+
+    garbage = tmp_path / "x.journal.sqlite"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ConfigError, match="not a SQLite journal"):
+        Journal.open(garbage)
+    with pytest.raises(ConfigError, match="cannot open the journal"):
+        Journal.open(tmp_path)  # a directory
+
+
+def test_a_live_binance_keeper_sizes_fixes_with_the_bundled_brackets_others_without(tmp_path: Path) -> None:
+    from perphedge.keeper.wiring import live_bracket_table
+
+    raw = copy.deepcopy(example_raw())
+    binance = live_bracket_table(parse_spec(raw, base_dir=tmp_path))
+    assert binance is not None and binance.for_notional(10_000).mmr == pytest.approx(0.004)
+    raw["hedge"]["exchange"] = "bybit"
+    assert live_bracket_table(parse_spec(raw, base_dir=tmp_path)) is None

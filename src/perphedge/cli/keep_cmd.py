@@ -105,7 +105,7 @@ def keep_command(
     from perphedge.keeper.journal import Journal
     from perphedge.keeper.log import KeeperLog
     from perphedge.keeper.spec import load_spec
-    from perphedge.keeper.wiring import build_keeper, build_paper_venue
+    from perphedge.keeper.wiring import build_keeper, build_paper_venue, live_bracket_table
 
     spec = load_spec(config)
     replay_speed = _parse_speed(speed)
@@ -147,7 +147,14 @@ def keep_command(
         journal.set_meta("halted", "")
     log = KeeperLog(spec.keeper.log_path, sink=sink, secrets=secrets)
     keeper = build_keeper(
-        spec, venue=venue, clock=clock, log=log, journal=journal, speed=replay_speed, secrets=secrets
+        spec,
+        venue=venue,
+        clock=clock,
+        log=log,
+        journal=journal,
+        speed=replay_speed,
+        secrets=secrets,
+        bracket_table=None if paper else live_bracket_table(spec),
     )
     total = cycles
     if paper and venue.feed.last_position() is not None:

@@ -159,10 +159,16 @@ class Journal:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
         try:
+            conn = sqlite3.connect(path)
+        except sqlite3.Error as e:
+            raise ConfigError(
+                f"cannot open the journal {path} ({e}); point journal_path at a writable file",
+                key_path="keeper.journal_path",
+            ) from e
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             conn.close()

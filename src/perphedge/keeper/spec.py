@@ -174,6 +174,10 @@ def load_spec(path: Path) -> HedgeSpec:
         raise ConfigError(
             f"cannot read the hedge spec {path} ({e.strerror}); pass an existing file with --config"
         ) from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {e.start}); save the hedge spec as UTF-8 TOML"
+        ) from e
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -340,6 +344,10 @@ def _get(section: Mapping[str, Any], key_path: str, kind: type, default: Any = _
     return value
 
 
+MAX_SPEC_MAGNITUDE = 1e12
+"""Largest number a spec may hold (USD amounts, quantities, seconds): beyond any real hedge."""
+
+
 def _number(
     section: Mapping[str, Any],
     key_path: str,
@@ -367,6 +375,9 @@ def _number(
         raise ConfigError(f"must be finite; it was {value!r}", key_path=key_path)
     if low is not None and (value < low or (strict and value == low)):
         raise ConfigError(f"must be {'>' if strict else '>='} {low:g}; it was {value!r}", key_path=key_path)
+    if math.isfinite(value) and abs(value) > MAX_SPEC_MAGNITUDE:
+        # money is journalled as fixed-point decimal text: astronomically large values cannot be
+        raise ConfigError(f"must be at most {MAX_SPEC_MAGNITUDE:.0e} in size; it was {value:.3g}", key_path=key_path)
     return float(value)
 
 
@@ -400,6 +411,8 @@ def _path(section: Mapping[str, Any], key_path: str, base_dir: Path, *, default:
     value = _get(section, key_path, str, default=None)
     if value is None:
         return default
+    if not value.strip():
+        raise ConfigError("must name a file; it was empty (leave the key out for the default)", key_path=key_path)
     path = Path(value).expanduser()
     return path if path.is_absolute() else base_dir / path
 

@@ -50,6 +50,24 @@ def paper_state_path(spec: HedgeSpec) -> Path:
     return spec.paper.state_path or spec.keeper.journal_path.with_suffix(".paper.json")
 
 
+def live_bracket_table(spec: HedgeSpec) -> BracketTable | None:
+    """Return the maintenance-margin brackets a live keeper sizes its fixes with, when we have them.
+
+    Binance USDⓈ-M: the newest bundled snapshot of the perp (``perphedge.data.brackets``); brackets change
+    over time, so the keeper's sizing is an estimate next to the exchange's own margin figures. Other
+    exchanges: None — the keeper still alarms on the liquidation distance the exchange reports.
+    """
+    from perphedge.data.brackets import bundled_bracket_table
+    from perphedge.errors import UnknownSymbolError
+
+    if spec.exchange != "binance":
+        return None
+    try:
+        return bundled_bracket_table(spec.perp_symbol)
+    except UnknownSymbolError:
+        return None
+
+
 def bracket_table_for(spec: HedgeSpec) -> BracketTable:
     from perphedge.data.brackets import bundled_bracket_table
 
