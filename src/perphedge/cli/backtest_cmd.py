@@ -154,7 +154,8 @@ WithdrawExcess = Annotated[
     typer.Option(
         "--withdraw-excess/--no-withdraw-excess",
         help="Move futures margin above the initial margin (notional / L) back to the spot wallet at each "
-        "bar close (linear only).",
+        "bar close, keeping at least what holds the margin ratio at --target-margin-ratio when a "
+        "collateral policy is on (linear only).",
     ),
 ]
 ReinvestFunding = Annotated[
