@@ -351,30 +351,7 @@ def backtest(
     from perphedge.report.metrics import calc_summary
     from perphedge.strategies.registry import build_strategy, strategy_options
 
-    config = _config(
-        start=start,
-        end=end,
-        capital=capital,
-        leverage=leverage,
-        margin_mode=margin_mode,
-        contract=contract,
-        contract_size=contract_size,
-        spot_qty=spot_qty,
-        collateral=collateral,
-        fee_spot=fee_spot,
-        fee_perp=fee_perp,
-        slippage_bps=slippage_bps,
-        collateral_policy=collateral_policy,
-        trigger_margin_ratio=trigger_margin_ratio,
-        target_margin_ratio=target_margin_ratio,
-        reserve_usd=reserve_usd,
-        borrow_rate_per_day=borrow_rate_per_day,
-        borrow_rates_csv=borrow_rates_csv,
-        withdraw_excess=withdraw_excess,
-        reinvest_funding=reinvest_funding,
-        clearance_fee=clearance_fee,
-        bracket_snapshot=bracket_snapshot,
-    )
+    config = _config(**{name: value for name, value in locals().items() if name in CONFIG_OPTION_NAMES})
     options: dict[str, Any] = {
         "ratio": ratio,
         "signal": signal,
@@ -454,30 +431,7 @@ def compare(
     _check_report_path(report)
     from perphedge.report.metrics import calc_summary
 
-    config = _config(
-        start=start,
-        end=end,
-        capital=capital,
-        leverage=leverage,
-        margin_mode=margin_mode,
-        contract=contract,
-        contract_size=contract_size,
-        spot_qty=spot_qty,
-        collateral=collateral,
-        fee_spot=fee_spot,
-        fee_perp=fee_perp,
-        slippage_bps=slippage_bps,
-        collateral_policy=collateral_policy,
-        trigger_margin_ratio=trigger_margin_ratio,
-        target_margin_ratio=target_margin_ratio,
-        reserve_usd=reserve_usd,
-        borrow_rate_per_day=borrow_rate_per_day,
-        borrow_rates_csv=borrow_rates_csv,
-        withdraw_excess=withdraw_excess,
-        reinvest_funding=reinvest_funding,
-        clearance_fee=clearance_fee,
-        bracket_snapshot=bracket_snapshot,
-    )
+    config = _config(**{name: value for name, value in locals().items() if name in CONFIG_OPTION_NAMES})
     market = _load(symbol, timeframe=timeframe, exchange=exchange, config=config, data_dir=data_dir)
     brackets = _brackets(market, config, mmr=mmr, maintenance_amount=maintenance_amount)
     results = run_comparison(market, config, ratio=ratio, show_progress=not json_output, brackets=brackets)
@@ -543,6 +497,17 @@ def run_comparison(
 
 
 # --- helpers -----------------------------------------------------------------------------------------
+
+
+CONFIG_OPTION_NAMES: frozenset[str] = frozenset(
+    (
+        "start", "end", "capital", "leverage", "margin_mode", "contract", "contract_size", "spot_qty",
+        "collateral", "fee_spot", "fee_perp", "slippage_bps", "collateral_policy", "trigger_margin_ratio",
+        "target_margin_ratio", "reserve_usd", "borrow_rate_per_day", "borrow_rates_csv", "withdraw_excess",
+        "reinvest_funding", "clearance_fee", "bracket_snapshot",
+    )  # fmt: skip
+)
+"""The command options (shared by ``backtest`` and ``compare``) that make up the BacktestConfig."""
 
 
 def _config(*, start: str | None, end: str | None, capital: float, **kwargs: Any) -> BacktestConfig:
