@@ -25,20 +25,46 @@ CRASH_EXIT_CODE = 86  # exit code of the paper venue's "crash after submit" faul
 CONFIG_HELP = "Hedge spec TOML file (see examples/hedge.toml). API keys never go in it."
 
 
+KEYRING_SERVICE = "perphedge"
+"""OS-keyring service name; the entries are ``<exchange>:api_key``, ``<exchange>:secret``, ``<exchange>:password``."""
+
+
 def _credentials(exchange: str) -> tuple[Any, tuple[str, ...]]:
+    """Return the exchange's API credentials from the environment, else from the OS keyring.
+
+    Never from the spec or the command line. The keyring is used only when the optional ``keyring``
+    package is installed (``pip install 'perphedge[keyring]'``) and has a usable backend.
+    """
     from perphedge.keeper.spec import credential_env_names
     from perphedge.venues.ccxt_common import Credentials
 
     key_name, secret_name, password_name = credential_env_names(exchange)
     key, secret = os.environ.get(key_name), os.environ.get(secret_name)
+    password = os.environ.get(password_name)
+    if not key or not secret:
+        key, secret, password = _keyring_credentials(exchange)
     if not key or not secret:
         raise ConfigError(
-            f"live trading needs the environment variables {key_name} and {secret_name}; "
-            f"{'neither is' if not key and not secret else 'one is not'} set (never put keys in the spec)"
+            f"live trading needs the API key and secret: set the environment variables {key_name} and "
+            f"{secret_name}, or store '{exchange}:api_key' and '{exchange}:secret' under the service "
+            f"'{KEYRING_SERVICE}' in the OS keyring (never put keys in the spec)"
         )
-    password = os.environ.get(password_name)
     creds = Credentials(api_key=key, secret=secret, password=password)
     return creds, tuple(s for s in (key, secret, password) if s)
+
+
+def _keyring_credentials(exchange: str) -> tuple[str | None, str | None, str | None]:
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:
+        return None, None, None
+    try:
+        return tuple(  # type: ignore[return-value]
+            keyring.get_password(KEYRING_SERVICE, f"{exchange}:{part}") for part in ("api_key", "secret", "password")
+        )
+    except KeyringError:  # no usable backend (headless machine): same as nothing stored
+        return None, None, None
 
 
 def _parse_speed(speed: str) -> float | None:
