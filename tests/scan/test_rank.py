@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from perphedge.errors import InputError
+from perphedge.mechanics.fees import round_trip_fee_fraction
 from perphedge.mechanics.funding import annualize_simple, infer_interval_hours
 from perphedge.scan import rank
 from perphedge.units import MS_PER_DAY, MS_PER_HOUR
@@ -52,7 +53,7 @@ BYBIT_PERP_TICKER = LegTicker(
 
 def test_round_trip_cost_at_binance_base_tier_is_thirty_basis_points() -> None:
     # Binance fee schedule, base tier: spot 0.10 % per side, USDⓈ-M taker 0.05 % -> 0.30 % (DOMAIN.md)
-    assert rank.round_trip_cost_fraction(0.001, 0.0005) == pytest.approx(0.003, abs=1e-15)
+    assert round_trip_fee_fraction(0.001, 0.0005) == pytest.approx(0.003, abs=1e-15)
 
 
 def test_break_even_of_the_baseline_rate_is_thirty_eight_hour_periods() -> None:

@@ -24,8 +24,6 @@ ends at the last known settlement, and the funding holds the settlements in
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -41,6 +39,7 @@ from perphedge.data.schema import (
     DatasetInfo,
     MarketData,
     time_index,
+    utc_index_from_ms,
 )
 from perphedge.errors import DataError, InputError, UnknownSymbolError
 from perphedge.mechanics.funding import infer_interval_hours
@@ -125,17 +124,12 @@ def list_bundled() -> list[DatasetInfo]:
     return out
 
 
-def _utc_index(ts_ms: np.ndarray) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(
-        np.asarray(ts_ms, dtype=np.int64).astype("datetime64[ms]"), name="ts"
-    ).tz_localize("UTC")
-
 
 def read_frame(path: Path, ts_column: str) -> pd.DataFrame:
     """Read a Parquet file whose ``ts_column`` holds UTC epoch ms into a frame on a UTC index ``ts``."""
     frame = pd.read_parquet(path)
     ts_ms = frame.pop(ts_column).to_numpy(dtype=np.int64)
-    frame.index = _utc_index(ts_ms)
+    frame.index = utc_index_from_ms(ts_ms)
     return frame
 
 
@@ -258,22 +252,19 @@ def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from perphedge.data.cache import write_atomic
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(
+    write_atomic(
+        path,
+        lambda tmp: pq.write_table(
             table,
             tmp,
             compression="zstd",
             compression_level=19,  # smallest of the levels tried; read speed is the same (docs/benchmarks.md)
             use_dictionary=False,  # prices rarely repeat: plain + zstd is ~30 % smaller than dictionary pages
-        )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        ),
+    )
 
 
 def _source_ohlcv(path: Path, prefix: str) -> pd.DataFrame:
@@ -504,10 +495,8 @@ def build_bundle(source_dir: Path, out_dir: Path | None = None) -> dict[str, Any
         "source": "github.com/PietroC21/Crypto-PerpetualFutures (MIT), see README.md",
         "datasets": datasets,
     }
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(manifest, fh, indent=1, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, out_dir / MANIFEST_NAME)
+    from perphedge.data.cache import write_bytes_atomic
+
+    write_bytes_atomic((json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode(), out_dir / MANIFEST_NAME)
     _manifest.cache_clear()
     return manifest

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from perphedge.data.schema import BAR_COLUMNS, TIMEFRAME_MS, DatasetInfo, MarketData
+from perphedge.data.schema import BAR_COLUMNS, TIMEFRAME_MS, DatasetInfo, MarketData, utc_index_from_ms
 from perphedge.errors import DataError, UnknownSymbolError
 from perphedge.mechanics.funding import SETTLEMENT_JITTER_TOLERANCE_MS, infer_interval_hours
 
@@ -93,7 +93,11 @@ def bars_file_name(kind: str, timeframe: str) -> str:
 # --- atomic writes ---------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` through ``write(tmp)`` on a temp file in the same folder, fsync, rename, fsync the folder.
+
+    A crash at any point leaves either the old file or the new one, never a half-written file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -124,13 +128,18 @@ def _fsync_dir(directory: Path) -> None:
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` (without its index) to ``path`` as zstd Parquet, atomically."""
-    _write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False, compression="zstd"))
+    write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False, compression="zstd"))
 
 
 def write_json_atomic(payload: Any, path: Path) -> None:
     """Write ``payload`` as indented JSON to ``path``, atomically."""
     text = json.dumps(payload, indent=2, sort_keys=True, default=str)
-    _write_atomic(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+    write_atomic(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+
+
+def write_bytes_atomic(payload: bytes, path: Path) -> None:
+    """Write ``payload`` to ``path``, atomically."""
+    write_atomic(path, lambda tmp: tmp.write_bytes(payload))
 
 
 # --- rows in, frames out ---------------------------------------------------------------------------
@@ -249,12 +258,6 @@ def _market_dirs(data_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
                 found.append((market, meta))
     return found
 
-
-def _utc_index(ts_ms: np.ndarray) -> pd.DatetimeIndex:
-    # millisecond resolution, like the bundled data (perphedge.data.bundled), so frames compare equal
-    return pd.DatetimeIndex(
-        np.asarray(ts_ms, dtype=np.int64).astype("datetime64[ms]"), name="ts"
-    ).tz_localize("UTC")
 
 
 def list_cached(data_dir: Path | None = None) -> list[DatasetInfo]:
@@ -382,7 +385,7 @@ def load_cached(exchange: str, symbol: str, timeframe: str, data_dir: Path | Non
         notes.append("no mark-price bars cached: mark_close is NaN")
     columns = list(BAR_COLUMNS) + [c for c in ("mark_open", "mark_high", "mark_low") if c in bars.columns]
     bars = bars[columns].astype(float)
-    bars.index = _utc_index(bars.index.to_numpy(dtype=np.int64))
+    bars.index = utc_index_from_ms(bars.index.to_numpy(dtype=np.int64))
 
     funding = _funding_events(directory, mark, timeframe, notes)
     return MarketData(
@@ -405,7 +408,7 @@ def _funding_events(
         notes.append("no funding settlements cached")
         return pd.DataFrame(
             {"rate_per_interval": [], "interval_hours": [], "mark_price": []},
-            index=_utc_index(np.array([], dtype=np.int64)),
+            index=utc_index_from_ms(np.array([], dtype=np.int64)),
             dtype=float,
         )
     settle_ts = raw[SETTLE_TS_COLUMN].to_numpy(dtype=np.int64)
@@ -423,7 +426,7 @@ def _funding_events(
             "interval_hours": interval_hours.astype(float),
             "mark_price": mark_price,
         },
-        index=_utc_index(settle_ts),
+        index=utc_index_from_ms(settle_ts),
     )
 
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from perphedge.data.bundled import (
     read_frame,
     to_bundled_symbol,
 )
+from perphedge.data.cache import write_bytes_atomic
 from perphedge.data.schema import (
     BAR_COLUMNS,
     FUNDING_COLUMNS,
@@ -534,18 +533,6 @@ def _frame_bytes(frame: pd.DataFrame, ts_column: str) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
 
 def store_imported(market: MarketData, data_dir: Path, *, provenance: dict[str, str]) -> Path:
     """Write ``market`` under ``<data_dir>/import/…`` atomically; return its directory.
@@ -561,8 +548,8 @@ def store_imported(market: MarketData, data_dir: Path, *, provenance: dict[str, 
         "bars": f"bars-{hashlib.sha256(bars_bytes).hexdigest()[:16]}.parquet",
         "funding": f"funding-{hashlib.sha256(funding_bytes).hexdigest()[:16]}.parquet",
     }
-    _write_atomic(target / names["bars"], bars_bytes)
-    _write_atomic(target / names["funding"], funding_bytes)
+    write_bytes_atomic(bars_bytes, target / names["bars"])
+    write_bytes_atomic(funding_bytes, target / names["funding"])
     meta = {
         "format": 1,
         "exchange": market.exchange,
@@ -577,7 +564,7 @@ def store_imported(market: MarketData, data_dir: Path, *, provenance: dict[str, 
         "notes": list(market.notes),
         "provenance": provenance,
     }
-    _write_atomic(target / META_NAME, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+    write_bytes_atomic((json.dumps(meta, indent=1, sort_keys=True) + "\n").encode(), target / META_NAME)
     for stale in target.glob("*.parquet"):
         if stale.name not in names.values():
             stale.unlink()

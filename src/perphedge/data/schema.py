@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
 from perphedge.errors import DataError
@@ -70,6 +71,13 @@ def time_index(table: pd.DataFrame | pd.Series, what: str) -> pd.DatetimeIndex:
             f"the index must be a DatetimeIndex of UTC times; it was {type(index).__name__}", where=what
         )
     return index
+
+
+def utc_index_from_ms(ts_ms: np.ndarray) -> pd.DatetimeIndex:
+    """Return the canonical ``ts`` index (tz-aware UTC, millisecond resolution) of epoch-ms times."""
+    return pd.DatetimeIndex(np.asarray(ts_ms, dtype=np.int64).astype("datetime64[ms]"), name="ts").tz_localize(
+        "UTC"
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

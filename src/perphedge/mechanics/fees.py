@@ -23,6 +23,15 @@ def trade_fee_usd(notional_usd: float, fee_rate: float) -> float:
     return abs(require_finite("notional_usd", notional_usd)) * require_non_negative("fee_rate", fee_rate)
 
 
+def round_trip_fee_fraction(fee_spot: float, fee_perp: float) -> float:
+    """Return the cost of opening and closing both legs as a fraction of notional: ``2 × (spot + perp)``.
+
+    Binance base tier: 2 × (0.10 % + 0.05 %) = 0.30 % (Binance fee schedule), i.e. thirty 8-hour
+    periods of the 0.01 % baseline funding.
+    """
+    return 2.0 * (require_non_negative("fee_spot", fee_spot) + require_non_negative("fee_perp", fee_perp))
+
+
 def breakeven_days(total_fees_usd: float, funding_per_day_usd: float) -> float | None:
     """Return the days of funding income that pay ``total_fees_usd``; ``None`` if funding does not pay (≤ 0)."""
     fees = require_non_negative("total_fees_usd", total_fees_usd)

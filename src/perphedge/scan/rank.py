@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from perphedge.errors import DataError, InputError
+from perphedge.mechanics.fees import breakeven_days, round_trip_fee_fraction
 from perphedge.mechanics.funding import (
     SETTLEMENT_JITTER_TOLERANCE_MS,
     annualize_compound,
@@ -159,24 +160,13 @@ class Candidate:
 # --- the formulas ----------------------------------------------------------------------------------
 
 
-def round_trip_cost_fraction(fee_spot: float, fee_perp: float) -> float:
-    """Return the cost of opening and closing both legs as a fraction of notional: ``2 × (spot + perp)``.
-
-    Binance base tier: 2 × (0.10 % + 0.05 %) = 0.30 % (Binance fee schedule).
-    """
-    return 2.0 * (fee_spot + fee_perp)
-
-
 def break_even_days(rate_per_interval: float, interval_hours: float, cost_fraction: float) -> float | None:
     """Return the days of funding at the current rate needed to earn back ``cost_fraction``.
 
     ``cost / (rate × 24 / interval_hours)``; None when the rate is ≤ 0 (the carry never pays back).
     0.30 % at 0.01 % per 8 h: 10 days.
     """
-    per_day = rate_per_interval * 24.0 / interval_hours
-    if per_day <= 0:
-        return None
-    return cost_fraction / per_day
+    return breakeven_days(cost_fraction, rate_per_interval * 24.0 / interval_hours)
 
 
 def net_apr_over_horizon(apr: float, cost_fraction: float, horizon_days: float) -> float:
@@ -305,7 +295,7 @@ def build_candidate(
     if interval_h is None:
         notes.append("funding interval unknown: APR, break-even and score left empty (try --history)")
 
-    cost = round_trip_cost_fraction(settings.fee_spot, settings.fee_perp)
+    cost = round_trip_fee_fraction(settings.fee_spot, settings.fee_perp)
     apr = apy = be_days = net = None
     if interval_h is not None:
         apr = float(annualize_simple(quote.rate_per_interval, interval_h))
